@@ -1,0 +1,5 @@
+import sys
+
+from tokcore.cli import main
+
+sys.exit(main())

@@ -1,0 +1,213 @@
+"""The `tokcore` command.
+
+Exit status: 0 on success, 2 on a usage, config or input error (one line on stderr, no
+traceback unless --debug), 1 on a runtime failure. `plugins` and `list` read package
+metadata only; they never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from typing import Any, Callable, Sequence
+
+from tokcore import registry
+from tokcore._version import __version__
+from tokcore.errors import TokcoreError
+
+
+class UsageError(TokcoreError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
+def _print_table(rows: list[list[str]]) -> None:
+    if not rows:
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + ("  " if widths else "") + r[-1])
+
+
+# -- plugins -----------------------------------------------------------------------------
+def cmd_plugins(args: argparse.Namespace) -> int:
+    reg = registry.current()
+    plugins = reg.plugins()
+    failures: dict[str, list[str]] = {}
+    if args.check:
+        from tokcore.plugins import plugin_manager
+
+        for p in plugins:
+            if not p.enabled:
+                continue
+            for e in p.entries:
+                try:
+                    reg.get(e.kind, e.qualified_name)
+                except TokcoreError as err:
+                    failures.setdefault(p.dist, []).append(str(err))
+        for f in plugin_manager(reg)[1]:
+            failures.setdefault(f.dist, []).append(f"hook module {f.module} failed to import: {f.error}")
+        for p in plugins:
+            if p.dist in failures and p.status == "ok":
+                p.status, p.reason = "failed", failures[p.dist][0]
+    if args.json:
+        print(json.dumps([{"distribution": p.dist, "version": p.version, "status": p.status,
+                           "reason": p.reason, "components": p.components(), "hooks": p.hooks,
+                           "errors": failures.get(p.dist, [])} for p in plugins], indent=2))
+    else:
+        rows = []
+        for p in plugins:
+            parts = [f"{registry.plural(k)}: {', '.join(v)}" for k, v in p.components().items()]
+            parts += [f"hooks: {', '.join(p.hooks)}"] if p.hooks else []
+            rows.append([p.dist, p.version, p.status, "; ".join(parts) or "(no components)"])
+            rows += [["", "", "", f"  {why}"] for why in ([p.reason] if p.reason else []) + failures.get(p.dist, [])[1:]]
+        _print_table(rows)
+    return 1 if args.check and any(p.status in ("failed", "incompatible") for p in plugins) else 0
+
+
+# -- list, info ----------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    reg = registry.current()
+    kinds = [registry.normalize_kind(args.kind)] if args.kind else list(registry.KINDS)
+    rows = []
+    for kind in kinds:
+        names = set(reg.list(kind, args.pattern))
+        for e in sorted(reg.entries(kind), key=lambda e: e.name):
+            shown = e.name if e.name in names else e.qualified_name
+            if shown in names:
+                rows.append({"kind": kind, "name": shown, "distribution": e.provider.dist,
+                             "version": e.provider.version, "target": e.target})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table([[r["kind"], r["name"], f"{r['distribution']} {r['version']}".strip()] for r in rows])
+    off = [p for p in reg.plugins() if not p.enabled]
+    if off:
+        print(f"tokcore: note: {len(off)} plugin(s) not loaded ({', '.join(p.dist for p in off)}); "
+              "see: tokcore plugins", file=sys.stderr)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from tokcore.params import params_of, summary
+
+    reg = registry.current()
+    kind = registry.normalize_kind(args.kind)
+    entry = reg.entry(kind, args.name)
+    cls = reg.get(kind, args.name)
+    print(f"{kind} '{entry.name}' from {entry.provider} ({entry.target})\n")
+    print(summary(cls) or "(no description)")
+    params, var_kw = params_of(cls)
+    print("\nparameters:" if params else "\nparameters: none")
+    for p in params:
+        default = "required" if p.required else f"default {p.default!r}"
+        print(f"  {p.name}: {p.type_name}, {default}" + (f"\n      {p.doc}" if p.doc else ""))
+    if var_kw:
+        print("  (and further keyword parameters, passed through)")
+    return 0
+
+
+# -- config --------------------------------------------------------------------------------
+def cmd_config(args: argparse.Namespace) -> int:
+    from tokcore import config
+
+    print(config.dump(config.load(args.config, args.overrides).data), end="")
+    return 0
+
+
+BUILTIN: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def _builtin(name: str, help: str) -> Callable:
+    def wrap(configure: Callable[[argparse.ArgumentParser], None]) -> Callable:
+        BUILTIN[name] = (help, configure, globals()[f"cmd_{name}"])
+        return configure
+    return wrap
+
+
+@_builtin("plugins", "installed plugin distributions, their components and whether they load")
+def _plugins_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--check", action="store_true", help="import every component; exit 1 if any fails")
+
+
+@_builtin("list", "registered components (from package metadata; imports nothing)")
+def _list_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", nargs="?", help="encoder(s), quantizer(s), decoder(s), loss(es), ...")
+    p.add_argument("pattern", nargs="?", help="fnmatch pattern on names, e.g. 'r*'")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+@_builtin("info", "the description and parameters of one component")
+def _info_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind")
+    p.add_argument("name")
+
+
+@_builtin("config", "print the fully resolved config")
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, metavar="FILE")
+    p.add_argument("overrides", nargs="*", metavar="key.path=value")
+
+
+def build_parser(with_plugins: bool) -> argparse.ArgumentParser:
+    parser = _Parser(prog="tokcore", description="Train, run and extend neural tokenizers.")
+    parser.add_argument("--version", action="version", version=f"tokcore {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (help, configure, run) in BUILTIN.items():
+        p = sub.add_parser(name, help=help, description=help)
+        configure(p)
+        p.set_defaults(run=run)
+    if with_plugins:
+        from tokcore.plugins import plugin_manager
+
+        def register(name: str, help: str, configure: Callable, run: Callable) -> None:
+            if name in BUILTIN:
+                raise TokcoreError(f"a plugin tried to replace the built-in command '{name}'")
+            p = sub.add_parser(name, help=help, description=help)
+            configure(p)
+            p.set_defaults(run=run)
+
+        pm, failures = plugin_manager()
+        for f in failures:
+            print(f"tokcore: warning: plugin {f.dist}: {f.module} failed to import: {f.error}", file=sys.stderr)
+        pm.hook.tokcore_register_commands(register=register)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    command = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        # plugin commands need the hook modules imported; built-in commands do not
+        args = build_parser(with_plugins=command not in BUILTIN).parse_args(argv)
+        if getattr(args, "run", None) is None:
+            build_parser(with_plugins=True).print_help()
+            return 2
+        return int(args.run(args) or 0)
+    except TokcoreError as err:
+        if debug:
+            traceback.print_exc()
+        print(f"tokcore: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tokcore: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a runtime failure: exit 1, traceback only when asked
+        if debug:
+            traceback.print_exc()
+        print(f"tokcore: {type(err).__name__}: {err} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Modality specs: what one sample looks like, how to check it, how to normalize it.
+
+A modality is a registered component (group `tokcore.modalities`) built from config and
+recorded in every checkpoint, so `Tokenizer.encode`/`decode` apply exactly the statistics
+the model was trained with. Nobody has to remember to normalize, or pass the right mean.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from tokcore.errors import InputError
+from tokcore.params import params_of, plain
+
+
+class Modality(ABC):
+    """Base class for modality specs.
+
+    Subclasses set `name`, `layout` (the axis letters of one sample, `C` for channels:
+    "CHW" for an image, "TCHW" for a video, "TC" for a trajectory) and `channels`; they may
+    override `valid_mask` (depth: 0/inf/NaN are holes) and `check` (camera: rotations must
+    be orthonormal). Constructor parameters are stored as attributes of the same name, so
+    `config()` can record them.
+
+    Args:
+        mean: per-channel value subtracted before encoding (one number, or one per channel).
+        std: per-channel divisor applied after the mean.
+        value_range: `[low, high]` that valid raw values must lie in, or None for no bound.
+    """
+
+    name: ClassVar[str] = ""
+    layout: ClassVar[str] = ""
+    channels: int = 0
+    fill_value: ClassVar[float] = 0.0  # what invalid elements become after normalization
+
+    def __init__(self, mean: float | Sequence[float] = 0.0, std: float | Sequence[float] = 1.0,
+                 value_range: Sequence[float] | None = None):
+        self.mean = mean
+        self.std = std
+        self.value_range = list(value_range) if value_range is not None else None
+        for what, v in (("mean", mean), ("std", std)):
+            n = len(v) if isinstance(v, (list, tuple)) else 1
+            if n not in (1, self.channels):
+                raise InputError(f"modality '{self.name}': {what} has {n} values; give 1 or {self.channels}")
+        if np.any(np.asarray(std, dtype=np.float64) <= 0):
+            raise InputError(f"modality '{self.name}': std must be positive, got {std}")
+
+    # -- record -----------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """`{"name": ..., **parameters}`: rebuilds this exact spec through the registry."""
+        params, _ = params_of(type(self))
+        return {"name": self.name, **{p.name: plain(getattr(self, p.name)) for p in params}}
+
+    # -- check ------------------------------------------------------------------------------
+    def channel_axis(self, batched: bool) -> int:
+        return self.layout.index("C") + int(batched)
+
+    def valid_mask(self, x: Tensor) -> Tensor | None:
+        """Boolean mask of valid elements (same shape as `x`), or None when all are valid."""
+        return None
+
+    def validate(self, x: Any, *, sample: str = "input", batched: bool = True) -> Tensor:
+        """`x` as a float tensor, or InputError naming `sample` and the fix."""
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
+        if not isinstance(x, Tensor):
+            raise InputError(f"{sample}: {self.name} input must be a tensor or array, got {type(x).__name__}")
+        if not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int16, torch.int32, torch.int64)):
+            raise InputError(f"{sample}: {self.name} input has dtype {x.dtype}; give floats or integers")
+        want = len(self.layout) + int(batched)
+        shape = "(B, " + ", ".join(self.layout) + ")" if batched else "(" + ", ".join(self.layout) + ")"
+        if x.dim() != want:
+            raise InputError(f"{sample}: {self.name} input must have shape {shape}, got {tuple(x.shape)}")
+        axis = self.channel_axis(batched)
+        if self.channels and x.shape[axis] != self.channels:
+            raise InputError(f"{sample}: {self.name} input needs {self.channels} channels on axis {axis} "
+                             f"of {shape}, got shape {tuple(x.shape)}")
+        x = x.float()
+        valid = self.valid_mask(x)
+        values = x if valid is None else x[valid]
+        if not torch.isfinite(values).all():
+            bad = (~torch.isfinite(x)).nonzero()[0].tolist()
+            raise InputError(f"{sample}: {self.name} input has NaN or inf (first at index {bad}); "
+                             f"clean or mask the data")
+        if self.value_range is not None and values.numel():
+            lo, hi = self.value_range
+            vmin, vmax = float(values.min()), float(values.max())
+            if vmin < lo or vmax > hi:
+                raise InputError(f"{sample}: {self.name} values span [{vmin:g}, {vmax:g}], outside the "
+                                 f"expected range [{lo:g}, {hi:g}]; rescale the data or set value_range")
+        self.check(x, sample=sample, batched=batched)
+        return x
+
+    def check(self, x: Tensor, *, sample: str, batched: bool) -> None:
+        """Modality-specific checks beyond shape, finiteness and range (none by default)."""
+
+    # -- normalize --------------------------------------------------------------------------
+    def _stats(self, x: Tensor, batched: bool) -> tuple[Tensor, Tensor]:
+        shape = [1] * x.dim()
+        shape[self.channel_axis(batched)] = -1
+        mean = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device).reshape(shape)
+        std = torch.as_tensor(self.std, dtype=x.dtype, device=x.device).reshape(shape)
+        return mean, std
+
+    def normalize(self, x: Tensor, batched: bool = True) -> Tensor:
+        """Raw values to model space; invalid elements become `fill_value`."""
+        mean, std = self._stats(x, batched)
+        valid = self.valid_mask(x)
+        if valid is not None:
+            x = torch.where(valid, x, mean)
+        out = (x - mean) / std
+        return out if valid is None else torch.where(valid, out, torch.full_like(out, self.fill_value))
+
+    def denormalize(self, x: Tensor, batched: bool = True) -> Tensor:
+        """Model space back to raw values (clamped to `value_range` when one is set)."""
+        mean, std = self._stats(x, batched)
+        out = x * std + mean
+        if self.value_range is not None:
+            out = out.clamp(*self.value_range)
+        return out
+
+    @abstractmethod
+    def example(self, batch_size: int = 2) -> Tensor:
+        """A small valid raw batch (the contract kit checks validate/normalize on it)."""
+
