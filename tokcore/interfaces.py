@@ -57,6 +57,10 @@ class Decoder(nn.Module, ABC):
     def example_input(self, batch_size: int = 2) -> Tensor:
         """Small valid latents `(B, *grid, in_dim)` for this decoder."""
 
+    def example_cond(self, z: Tensor) -> dict[str, Any]:
+        """Keyword arguments `forward` needs beside the latents `z` (none by default)."""
+        return {}
+
 
 @dataclass
 class QuantizerOutput:
@@ -123,6 +127,11 @@ class Loss(nn.Module, ABC):
     @abstractmethod
     def forward(self, pred: Tensor, target: Tensor, mask: Tensor | None = None) -> LossOutput:
         ...
+
+    def example_input(self, batch_size: int = 2) -> tuple[Tensor, Tensor]:
+        """A small `(pred, target)` pair this loss accepts; override for particular shapes."""
+        g = torch.Generator().manual_seed(0)
+        return (torch.randn(batch_size, 3, 8, 8, generator=g), torch.randn(batch_size, 3, 8, 8, generator=g))
 
 
 @dataclass

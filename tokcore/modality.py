@@ -21,8 +21,9 @@ from tokcore.params import params_of, plain
 class Modality(ABC):
     """Base class for modality specs.
 
-    Subclasses set `name`, `layout` (the axis letters of one sample, `C` for channels:
-    "CHW" for an image, "TCHW" for a video, "TC" for a trajectory) and `channels`; they may
+    Subclasses set `name`, `layout` (one character per axis of one sample: `C` for channels,
+    a digit for an axis of that fixed size; "CHW" for an image, "CTHW" for a video, "TC" for
+    a gaze track, "T44" for camera poses) and `channels`; they may
     override `valid_mask` (depth: 0/inf/NaN are holes) and `check` (camera: rotations must
     be orthonormal). Constructor parameters are stored as attributes of the same name, so
     `config()` can record them.
@@ -76,8 +77,11 @@ class Modality(ABC):
         shape = "(B, " + ", ".join(self.layout) + ")" if batched else "(" + ", ".join(self.layout) + ")"
         if x.dim() != want:
             raise InputError(f"{sample}: {self.name} input must have shape {shape}, got {tuple(x.shape)}")
-        axis = self.channel_axis(batched)
-        if self.channels and x.shape[axis] != self.channels:
+        fixed = [(i + int(batched), int(c)) for i, c in enumerate(self.layout) if c.isdigit()]
+        if any(x.shape[i] != n for i, n in fixed):
+            raise InputError(f"{sample}: {self.name} input must have shape {shape}, got {tuple(x.shape)}")
+        if self.channels and x.shape[self.channel_axis(batched)] != self.channels:
+            axis = self.channel_axis(batched)
             raise InputError(f"{sample}: {self.name} input needs {self.channels} channels on axis {axis} "
                              f"of {shape}, got shape {tuple(x.shape)}")
         x = x.float()
@@ -127,4 +131,8 @@ class Modality(ABC):
     @abstractmethod
     def example(self, batch_size: int = 2) -> Tensor:
         """A small valid raw batch (the contract kit checks validate/normalize on it)."""
+
+    def invalid_examples(self, x: Tensor) -> list[tuple[Any, str]]:
+        """Broken variants of a valid batch `x` that `validate` must reject, with what is wrong."""
+        return [(x[0], "a sample without its batch axis"), (x.unsqueeze(-1), "an extra axis")]
 

@@ -50,8 +50,11 @@ _INTERFACES = {
 }
 
 
+_PLURALS = {"loss": "losses", "modality": "modalities"}
+
+
 def plural(kind: str) -> str:
-    return kind + ("es" if kind.endswith("s") else "s")
+    return _PLURALS.get(kind, kind + "s")
 
 
 def group_of(kind: str) -> str:

@@ -1,0 +1,5 @@
+"""tok-gaze: gaze-dynamics tokenizers for tokcore (EgoM2P)."""
+
+from importlib.metadata import version as _version
+
+__version__ = _version("tok-gaze")

@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from tokcore import InputError, registry
+from tokcore.testing import contract_test
+
+test_contract = contract_test(dist="tok-rgb")
+
+
+def test_normalization_maps_0_255_to_minus1_1_and_back():
+    rgb = registry.build("modality", {"name": "rgb"})
+    x = torch.tensor([0, 127.5, 255]).reshape(1, 3, 1, 1).expand(1, 3, 2, 2)
+    n = rgb.normalize(rgb.validate(x))
+    assert torch.allclose(n[0, :, 0, 0], torch.tensor([-1.0, 0.0, 1.0]))
+    assert torch.allclose(rgb.denormalize(n), x)
+
+
+def test_bad_images_are_rejected_with_the_sample_and_the_fix():
+    rgb = registry.build("modality", {"name": "rgb"})
+    with pytest.raises(InputError, match=r"img7: rgb input needs 3 channels .* got shape \(1, 4, 8, 8\)"):
+        rgb.validate(torch.zeros(1, 4, 8, 8), sample="img7")
+    with pytest.raises(InputError, match=r"img7: rgb values span \[0, 300\].*rescale"):
+        rgb.validate(torch.full((1, 3, 8, 8), 300.0).index_fill_(2, torch.tensor([0]), 0.0), sample="img7")
+
+
+def test_video_is_channels_first_over_time():
+    video = registry.build("modality", {"name": "video"})
+    clip = video.example(2)
+    assert clip.shape == (2, 3, 4, 16, 16)
+    with pytest.raises(InputError, match="shape"):
+        video.validate(clip.permute(0, 2, 1, 3, 4)[:, :, :, :8])  # (B, T, C, H, W) by mistake

@@ -1,0 +1,55 @@
+"""Text samples: Python strings, Unicode-normalized before tokenization."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any, Literal
+
+from tokcore.errors import InputError
+from tokcore.modality import Modality
+
+
+class TextModality(Modality):
+    """Text: a batch is a list of strings. Normalization is Unicode normalization (so that
+    visually equal strings tokenize equally); decoding returns strings unchanged.
+
+    Args:
+        form: Unicode normalization form: "NFC", "NFKC", "NFD", "NFKD", or "none".
+        max_chars: longest accepted sample in characters, or None for no limit.
+    """
+
+    name = "text"
+    layout = ""
+
+    def __init__(self, form: Literal["NFC", "NFKC", "NFD", "NFKD", "none"] = "NFC", max_chars: int | None = None):
+        self.form = form
+        self.max_chars = max_chars
+        self.mean, self.std, self.value_range = 0.0, 1.0, None
+
+    def validate(self, x: Any, *, sample: str = "input", batched: bool = True) -> Any:
+        items = x if batched else [x]
+        if batched and not isinstance(x, (list, tuple)):
+            raise InputError(f"{sample}: text input must be a list of strings, got {type(x).__name__}")
+        for i, s in enumerate(items):
+            where = f"{sample}[{i}]" if batched else sample
+            if not isinstance(s, str):
+                raise InputError(f"{where}: text must be str, got {type(s).__name__}; decode bytes as UTF-8 first")
+            if self.max_chars is not None and len(s) > self.max_chars:
+                raise InputError(f"{where}: text has {len(s)} characters, more than max_chars={self.max_chars}; "
+                                 "split it or raise max_chars")
+        return list(items) if batched else x
+
+    def normalize(self, x: Any, batched: bool = True) -> Any:
+        if self.form == "none":
+            return x
+        return [unicodedata.normalize(self.form, s) for s in x] if batched else unicodedata.normalize(self.form, x)
+
+    def denormalize(self, x: Any, batched: bool = True) -> Any:
+        return x
+
+    def example(self, batch_size: int = 2) -> list[str]:
+        texts = ["A cafe\u0301 on the corner.", "Two dogs play in the snow."]
+        return [texts[i % len(texts)] for i in range(batch_size)]
+
+    def invalid_examples(self, x: Any) -> list[tuple[Any, str]]:
+        return [("a bare string", "a string instead of a list"), ([*x, 42], "a non-string item")]

@@ -1,0 +1,266 @@
+"""The contract kit: checks that a registered component honours its interface.
+
+A plugin author runs it over their own components with two lines in a test module:
+
+    from tokcore.testing import contract_test
+    test_contract = contract_test(dist="tok-gaze")   # one test per component of tok-gaze
+
+or calls `check_component("quantizer", "vq")` directly. Each check builds the component
+from config by name (the class's `example_config` if it has one, else its defaults), runs
+it on tiny CPU inputs, and checks shapes, dtypes, finiteness, gradients, the state-dict
+round trip and, for quantizers, that indices map back to exactly the same codes.
+
+Used as a pytest plugin (installed with tokcore), it also provides a `tokcore_registry`
+fixture: a temporary registry that in-test `register` calls change.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Iterable
+
+from tokcore import registry
+from tokcore.registry import _canonical
+
+__all__ = ["check_component", "contract_cases", "contract_test", "build_example", "ContractError"]
+
+
+class ContractError(AssertionError):
+    """A component does not honour its interface; the message says which rule and how."""
+
+
+def _require(ok: bool, what: str, message: str) -> None:
+    if not ok:
+        raise ContractError(f"{what}: {message}")
+
+
+def build_example(kind: str, name: str) -> Any:
+    """The component built from its `example_config` (or its defaults)."""
+    cls = registry.get(kind, name)
+    return registry.build(kind, {"name": name, **copy.deepcopy(getattr(cls, "example_config", {}))})
+
+
+def contract_cases(dist: str | None = None, kinds: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """(kind, name) of every registered component, or those of one distribution."""
+    wanted = {registry.normalize_kind(k) for k in kinds} if kinds else set(registry.KINDS)
+    reg = registry.current()
+    cases = []
+    for e in reg.entries():
+        if e.kind in wanted and (dist is None or _canonical(e.provider.dist) == _canonical(dist)):
+            unique = reg.list(e.kind).count(e.name) == 1
+            cases.append((e.kind, e.name if unique else e.qualified_name))
+    return sorted(cases)
+
+
+def contract_test(dist: str | None = None, kinds: Iterable[str] | None = None) -> Callable:
+    """A pytest test parametrized over `contract_cases(dist, kinds)`."""
+    import pytest
+
+    cases = contract_cases(dist, kinds)
+
+    @pytest.mark.parametrize("kind,name", cases, ids=[f"{k}:{n}" for k, n in cases])
+    def test_contract(kind: str, name: str) -> None:
+        check_component(kind, name)
+
+    return test_contract
+
+
+def check_component(kind: str, name: str) -> None:
+    """Run the contract for one registered component; raises ContractError on a breach."""
+    import torch
+
+    kind = registry.normalize_kind(kind)
+    torch.manual_seed(0)
+    check = _CHECKS[kind]
+    check(f"{kind} '{name}'", kind, name)
+
+
+# -- per-kind checks ---------------------------------------------------------------------------
+def _state_round_trip(what: str, kind: str, name: str, module: Any, run: Callable[[Any], Any]) -> None:
+    """A fresh instance loaded with `module`'s state dict gives the same outputs in eval mode."""
+    import torch
+
+    module.eval()
+    other = build_example(kind, name)
+    missing = other.load_state_dict(module.state_dict(), strict=True)
+    _require(not missing.missing_keys and not missing.unexpected_keys, what, f"state dict mismatch {missing}")
+    other.eval()
+    with torch.no_grad():
+        a, b = run(module), run(other)
+    _require(torch.equal(a, b), what, "a fresh instance loaded with its state_dict gives different outputs")
+
+
+def _grads_reach(what: str, module: Any, inputs: list[Any]) -> None:
+    has_params = any(p.requires_grad for p in module.parameters())
+    got = [p.grad is not None and bool(p.grad.abs().sum() > 0) for p in module.parameters() if p.requires_grad]
+    got += [t.grad is not None and bool(t.grad.abs().sum() > 0) for t in inputs if getattr(t, "requires_grad", False)]
+    _require(any(got) or not (has_params or inputs), what, "no gradient reached its parameters or inputs")
+
+
+def _check_encoder(what: str, kind: str, name: str) -> None:
+    import torch
+
+    from tokcore.interfaces import Encoder
+
+    enc = build_example(kind, name)
+    _require(isinstance(enc, Encoder), what, "is not a tokcore.Encoder")
+    _require(isinstance(getattr(enc, "out_dim", None), int), what, "must set an int `out_dim`")
+    enc.train()
+    x = enc.example_input(2)
+    z = enc(x)
+    grid = tuple(enc.token_grid(tuple(x.shape[1:])))
+    _require(tuple(z.shape) == (2, *grid, enc.out_dim), what,
+             f"output shape {tuple(z.shape)} != (B, *token_grid {grid}, out_dim {enc.out_dim})")
+    _require(z.is_floating_point() and bool(torch.isfinite(z).all()), what, "output must be finite floats")
+    z.float().square().mean().backward()
+    _grads_reach(what, enc, [])
+    _state_round_trip(what, kind, name, enc, lambda m: m(x))
+
+
+def _check_decoder(what: str, kind: str, name: str) -> None:
+    import torch
+
+    from tokcore.interfaces import Decoder
+
+    dec = build_example(kind, name)
+    _require(isinstance(dec, Decoder), what, "is not a tokcore.Decoder")
+    _require(isinstance(getattr(dec, "in_dim", None), int), what, "must set an int `in_dim`")
+    dec.train()
+    z = dec.example_input(2).requires_grad_(True)
+    _require(z.shape[0] == 2 and z.shape[-1] == dec.in_dim, what,
+             f"example_input shape {tuple(z.shape)} must be (B, *grid, in_dim={dec.in_dim})")
+    cond = dec.example_cond(z)
+    out = dec(z, **cond)
+    _require(out.shape[0] == 2 and bool(torch.isfinite(out).all()), what, "output must be finite with batch first")
+    out.float().square().mean().backward()
+    _grads_reach(what, dec, [z])
+    zd = z.detach()
+    _state_round_trip(what, kind, name, dec, lambda m: m(zd, **cond))
+
+
+def _check_quantizer(what: str, kind: str, name: str) -> None:
+    import torch
+
+    from tokcore.interfaces import Quantizer, QuantizerOutput
+
+    q = build_example(kind, name)
+    _require(isinstance(q, Quantizer), what, "is not a tokcore.Quantizer")
+    _require(isinstance(getattr(q, "dim", None), int), what, "must set an int `dim`")
+    _require(q.codebook_size is None or q.codebook_size > 0, what, "codebook_size must be positive or None")
+    q.train()
+    z = torch.randn(3, 7, q.dim, requires_grad=True)
+    out = q(z)
+    _require(isinstance(out, QuantizerOutput), what, "forward must return a QuantizerOutput")
+    _require(out.quantized.shape == z.shape and out.quantized.dtype == z.dtype, what,
+             f"quantized {tuple(out.quantized.shape)} {out.quantized.dtype} must match input {tuple(z.shape)} {z.dtype}")
+    for key, value in out.losses.items():
+        _require(value.dim() == 0 and bool(torch.isfinite(value)), what, f"loss '{key}' must be a finite scalar")
+    total = out.quantized.square().mean() + sum(out.losses.values(), torch.zeros(()))
+    total.backward()
+    _require(z.grad is not None and bool(z.grad.abs().sum() > 0), what,
+             "no gradient reaches the encoder (straight-through estimator missing?)")
+
+    q.eval()
+    before = {k: v.clone() for k, v in q.state_dict().items()}
+    with torch.no_grad():
+        ev = q(z.detach())
+    _require(all(torch.equal(before[k], v) for k, v in q.state_dict().items()), what,
+             "eval-mode forward changed the quantizer's state; update codebooks only when training")
+    if q.codebook_size is None:
+        _require(ev.indices is None, what, "a continuous quantizer (codebook_size None) returns indices=None")
+    else:
+        idx = ev.indices
+        _require(idx is not None and idx.dtype == torch.int64, what, "indices must be int64")
+        _require(tuple(idx.shape) == (*z.shape[:-1], *q.index_shape), what,
+                 f"indices shape {tuple(idx.shape)} != (..., *index_shape {tuple(q.index_shape)})")
+        _require(bool((idx >= 0).all() and (idx < q.codebook_size).all()), what, "indices out of [0, codebook_size)")
+        with torch.no_grad():
+            codes = q.indices_to_codes(idx)
+        _require(torch.equal(codes, ev.quantized), what,
+                 "indices_to_codes(indices) differs from the quantized output in eval mode")
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            low = q(z.detach())
+        _require(torch.equal(low.indices, idx), what, "indices change under bf16 autocast; keep the math in fp32")
+    zd = z.detach()
+    _state_round_trip(what, kind, name, q, lambda m: m(zd).quantized)
+
+
+def _check_loss(what: str, kind: str, name: str) -> None:
+    import torch
+
+    from tokcore.interfaces import Loss, LossOutput
+
+    loss = build_example(kind, name)
+    _require(isinstance(loss, Loss), what, "is not a tokcore.Loss")
+    pred, target = loss.example_input(2)
+    pred = pred.clone().requires_grad_(True)
+    out = loss(pred, target)
+    _require(isinstance(out, LossOutput), what, "forward must return a LossOutput")
+    _require(out.loss.dim() == 0 and bool(torch.isfinite(out.loss)), what, "loss must be a finite scalar")
+    out.loss.backward()
+    _require(pred.grad is not None and bool(torch.isfinite(pred.grad).all()), what, "no finite gradient w.r.t. pred")
+    mask = torch.zeros(pred.shape[:2], dtype=torch.bool)
+    mask[:, : max(1, pred.shape[1] // 2)] = True
+    masked = loss(pred.detach(), target, mask)
+    _require(bool(torch.isfinite(masked.loss)), what, "a (B, T)-shaped mask gives a non-finite loss")
+
+
+def _check_modality(what: str, kind: str, name: str) -> None:
+    import torch
+
+    from tokcore.errors import InputError
+    from tokcore.modality import Modality
+
+    m = build_example(kind, name)
+    _require(isinstance(m, Modality), what, "is not a tokcore.Modality")
+    x = m.example(2)
+    n = m.normalize(m.validate(x, sample="example"))
+    again = m.normalize(m.validate(m.denormalize(n), sample="decoded"))
+    if isinstance(n, torch.Tensor):
+        _require(bool(torch.isfinite(n).all()), what, "normalize must give finite values (invalid elements filled)")
+        same = again.shape == n.shape and torch.allclose(again, n, rtol=1e-4, atol=1e-4)
+    else:
+        same = again == n
+    _require(same, what, "normalize(denormalize(y)) must give back y")
+    rebuilt = registry.build("modality", m.config())
+    _require(rebuilt.config() == m.config(), what, "config() does not rebuild the same modality")
+    for bad, why in m.invalid_examples(x):
+        try:
+            m.validate(bad, sample="bad-sample")
+        except InputError as err:
+            _require("bad-sample" in str(err), what, f"the InputError for {why} must name the sample: {err}")
+        else:
+            raise ContractError(f"{what}: validate accepted {why}")
+
+
+def _check_dataset(what: str, kind: str, name: str) -> None:
+    ds = build_example(kind, name)
+    _require(len(ds) > 0, what, "example dataset is empty")
+    keys = []
+    for i in range(min(3, len(ds))):
+        sample = ds[i]
+        _require(isinstance(sample, dict) and "input" in sample and isinstance(sample.get("key"), str), what,
+                 "samples must be dicts with a str 'key' and an 'input'")
+        _require(ds.key(i) == sample["key"], what, "key(i) must equal dataset[i]['key']")
+        keys.append(sample["key"])
+    _require(len(set(keys)) == len(keys), what, "sample keys must be unique")
+
+
+def _check_trainer(what: str, kind: str, name: str) -> None:
+    from tokcore.interfaces import Trainer
+
+    trainer = build_example(kind, name)
+    _require(isinstance(trainer, Trainer), what, "is not a tokcore.Trainer")
+    other = build_example(kind, name)
+    other.load_state_dict(trainer.state_dict(), strict=True)
+
+
+_CHECKS: dict[str, Callable[[str, str, str], None]] = {
+    "encoder": _check_encoder,
+    "decoder": _check_decoder,
+    "quantizer": _check_quantizer,
+    "loss": _check_loss,
+    "modality": _check_modality,
+    "dataset": _check_dataset,
+    "trainer": _check_trainer,
+}
