@@ -274,5 +274,16 @@ def _component(cfg: Config, value: Any, kind: str, path: Path_) -> dict[str, Any
     return {"name": name, **_params(cfg, cls, params, path, what=f"{kind} '{name}'")}
 
 
+class _Dumper(yaml.SafeDumper):
+    """Block-style mappings, but lists of scalars on one line (`levels: [8, 5, 5, 5]`)."""
+
+    def represent_list(self, data: list) -> yaml.Node:
+        flow = all(not isinstance(v, (list, dict)) for v in data)
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _Dumper.represent_list)
+
+
 def dump(data: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=None)
+    return yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False)

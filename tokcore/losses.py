@@ -18,6 +18,17 @@ _ELEMENTWISE = {
 }
 
 
+def masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean of `values` over the elements `mask` marks valid; a mask with fewer axes
+    (a `(B, T)` frame mask for `(B, T, C)` values) applies to every trailing element."""
+    if mask is None:
+        return values.mean()
+    while mask.dim() < values.dim():
+        mask = mask.unsqueeze(-1)
+    mask = mask.expand_as(values).to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
 class ReconstructionLoss(Loss):
     """Masked L1, L2 or smooth-L1 between reconstruction and target, averaged over valid elements.
 
@@ -31,12 +42,5 @@ class ReconstructionLoss(Loss):
         self.kind, self.weight = kind, weight
 
     def forward(self, pred: Tensor, target: Tensor, mask: Tensor | None = None) -> LossOutput:
-        err = _ELEMENTWISE[self.kind](pred.float(), target.float())
-        if mask is None:
-            value = err.mean()
-        else:
-            while mask.dim() < err.dim():  # a (B, T) mask applies to every channel of (B, T, C)
-                mask = mask.unsqueeze(-1)
-            mask = mask.expand_as(err).to(err.dtype)
-            value = (err * mask).sum() / mask.sum().clamp_min(1.0)
+        value = masked_mean(_ELEMENTWISE[self.kind](pred.float(), target.float()), mask)
         return LossOutput(self.weight * value, {self.kind: value.detach()})

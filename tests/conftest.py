@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from tokcore import registry
+
+
+@pytest.fixture
+def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """Install a distribution by writing its metadata (and modules) onto sys.path.
+
+    fake_dist("tok-fake", {"tokcore.losses": {"l": "mod:Cls"}}, requires=["tokcore<0.1"],
+              modules={"mod": "class Cls: ..."})
+    Call `registry.scope(fresh=True)` afterwards to discover it.
+    """
+    root = tmp_path / "site"
+    root.mkdir(exist_ok=True)
+    monkeypatch.syspath_prepend(str(root))
+
+    def make(name: str, entry_points: dict[str, dict[str, str]], *, version: str = "0.1.0",
+             requires: tuple[str, ...] | list[str] = ("tokcore>=0.1,<0.2",), modules: dict[str, str] | None = None) -> Path:
+        info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+        meta += [f"Requires-Dist: {r}" for r in requires]
+        (info / "METADATA").write_text("\n".join(meta) + "\n")
+        eps = "".join(f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in e.items()) for g, e in entry_points.items())
+        (info / "entry_points.txt").write_text(eps)
+        for mod, src in (modules or {}).items():
+            (root / f"{mod}.py").write_text(textwrap.dedent(src))
+        return info
+
+    return make
+
+
+@pytest.fixture
+def core_only() -> Iterator[registry.Registry]:
+    """The registry as it would be with only tokcore installed."""
+    plugins = [p for p in registry.discover() if p.dist == registry.CORE_DIST]
+    with registry.scope() as reg:
+        reg._plugins = plugins
+        yield reg
