@@ -26,6 +26,7 @@ import fnmatch
 import importlib
 import importlib.metadata as md
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
@@ -151,22 +152,28 @@ def _env_list(var: str) -> set[str] | None:
     return set() if names <= {"none"} else names
 
 
-def _incompatibility(dist: md.Distribution) -> str:
-    """Why `dist` cannot run with this tokcore, from its metadata; "" if it can."""
-    from packaging.requirements import InvalidRequirement, Requirement
+_CORE_REQUIREMENT = re.compile(r"^\s*tokcore\s*(?:\[[^\]]*\])?\s*\(?([^;()]*)\)?\s*(?:;(.*))?$", re.I)
 
+
+def _incompatibility(dist: md.Distribution) -> str:
+    """Why `dist` cannot run with this tokcore, from its metadata; "" if it can.
+
+    Parsed with a regex and `packaging.specifiers` rather than `packaging.requirements`,
+    whose import alone would cost `tokcore list` a third of its time budget.
+    """
     for raw in dist.requires or ():
+        m = _CORE_REQUIREMENT.match(raw)
+        if not m or (m.group(2) and "extra" in m.group(2)):  # not tokcore, or only for an extra
+            continue
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
         try:
-            req = Requirement(raw)
-        except InvalidRequirement:
+            spec = SpecifierSet(m.group(1).strip())
+        except InvalidSpecifier:
             continue
-        if _canonical(req.name) != CORE_DIST:
-            continue
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue
-        if req.specifier and not req.specifier.contains(__version__, prereleases=True):
+        if not spec.contains(__version__, prereleases=True):
             name = dist.metadata["Name"]
-            return (f"{name} {dist.version} requires tokcore{req.specifier}, but tokcore "
+            return (f"{name} {dist.version} requires tokcore{spec}, but tokcore "
                     f"{__version__} is installed: pip install -U {name}")
     return ""
 
