@@ -96,6 +96,7 @@ def test_plugins_add_commands_through_hooks(fake_dist, capsys):
     with registry.scope(fresh=True):
         assert main(["list"]) == 0  # built-in commands never import hook modules
         assert "tok_hello_hooks" not in sys.modules
+        capsys.readouterr()
         assert main(["hello", "--who", "tokcore"]) == 0
         captured = capsys.readouterr()
         assert captured.out == "hello tokcore\n"
