@@ -28,6 +28,7 @@ _LAZY = {
     "Tokens": "tokcore.tokenizer",
     "build_tokenizer": "tokcore.tokenizer",
     "hookimpl": "tokcore.hookspecs",
+    "load_tokenizer": "tokcore.load",
 }
 
 __all__ = ["registry", "__version__", "TokcoreError", "ConfigError", "InputError", "RegistryError",

@@ -121,6 +121,35 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- train ---------------------------------------------------------------------------------
+TRAIN_DEFAULTS = {"trainer": {"name": "vqvae"}, "loss": {"name": "reconstruction"}, "train": {}}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tokcore import config
+    from tokcore.errors import ConfigError
+
+    cfg = config.load(args.config, args.overrides, defaults=TRAIN_DEFAULTS).data
+    for key in ("model", "data"):
+        if key not in cfg:
+            raise ConfigError(f"missing '{key}', which training needs", file=args.config)
+    if args.dry_run:
+        from tokcore.train.plan import dry_run
+
+        print(dry_run(cfg, args.nproc))
+        return 0
+    from tokcore.train.launch import launch
+
+    output = Path(args.output or Path("runs") / Path(args.config).stem)
+    metrics = launch(cfg, output, resume=args.resume, nproc=args.nproc)
+    shown = {k: v for k, v in metrics.items() if k.startswith(("val", "loss"))}
+    print("final: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
+    print(f"run: {output}  (checkpoints/, metrics.jsonl, tb/, samples/)")
+    return 0
+
+
 BUILTIN: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
 
@@ -154,6 +183,16 @@ def _info_args(p: argparse.ArgumentParser) -> None:
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, metavar="FILE")
     p.add_argument("overrides", nargs="*", metavar="key.path=value")
+
+
+@_builtin("train", "train a tokenizer from a config")
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, metavar="FILE")
+    p.add_argument("overrides", nargs="*", metavar="key.path=value")
+    p.add_argument("--nproc", type=int, default=1, help="processes on this machine (gloo on CPU, NCCL on GPU)")
+    p.add_argument("--output", metavar="DIR", help="run directory (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+    p.add_argument("--dry-run", action="store_true", help="build everything, run one batch, print the plan")
 
 
 def build_parser(with_plugins: bool) -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ import yaml
 
 from tokcore.errors import ConfigError, RegistryError
 from tokcore.params import check_type, resolve_params, type_name
+from tokcore.train.settings import TrainSettings
 
 SCHEMA_VERSION = 1
 COMMAND_LINE = "command line"
@@ -50,6 +51,7 @@ SCHEMA: dict[str, Any] = {
     "loss": Component("loss"),
     "trainer": Component("trainer"),
     "data": Component("dataset"),
+    "train": TrainSettings,
 }
 
 
@@ -177,9 +179,18 @@ def parse_overrides(overrides: Iterable[str]) -> Config:
     return Config(data, _mark(data, COMMAND_LINE), COMMAND_LINE)
 
 
-def load(path: str | Path, overrides: Iterable[str] = (), *, resolve: bool = True) -> Config:
-    """Read `path` with its bases and overrides; validate and fill defaults if `resolve`."""
+def load(path: str | Path, overrides: Iterable[str] = (), *, resolve: bool = True,
+         defaults: Mapping[str, Any] | None = None) -> Config:
+    """Read `path` with its bases and overrides; validate and fill defaults if `resolve`.
+
+    `defaults` is the lowest layer (a command's own defaults, like the default trainer).
+    """
     cfg = _read(Path(path), ())
+    if defaults:
+        base = Config(_copy(dict(defaults)), {}, cfg.path)
+        _merge(base, cfg)
+        base.path = cfg.path
+        cfg = base
     ov = parse_overrides(overrides)
     for key in ov.data:  # an override must not turn a section into a scalar by accident
         if isinstance(cfg.data.get(key), dict) and not isinstance(ov.data[key], dict):

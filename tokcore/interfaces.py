@@ -143,10 +143,25 @@ class StepOutput:
 
 
 class Trainer(nn.Module, ABC):
-    """The step logic of a training method; the shared loop owns everything else (devices,
-    precision, accumulation, checkpoints, logging). A trainer is a module so that its own
-    parameters (a GAN discriminator, say) are saved and restored with the run."""
+    """The step logic of a training method; the shared loop owns everything else (data,
+    devices, precision, accumulation, clipping, EMA, checkpoints, logging).
+
+    The loop sets `self.loss` to the config's `loss` component before training. A trainer is
+    a module so that its own parameters (a GAN discriminator, say) are saved with the run.
+    Methods that need several optimizers name them in `optimizer_params`; the loop then calls
+    `training_step` once per optimizer per micro-batch and steps each on its own parameters.
+    """
+
+    loss: "Loss"
+
+    def optimizer_params(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters per optimizer name (one optimizer, "model", by default)."""
+        return {"model": [p for p in model.parameters() if p.requires_grad]}
 
     @abstractmethod
-    def training_step(self, model: nn.Module, batch: Mapping[str, Any], step: int) -> StepOutput:
-        ...
+    def training_step(self, model: nn.Module, batch: Mapping[str, Any], step: int,
+                      optimizer: str = "model") -> StepOutput:
+        """The loss to back-propagate into `optimizer`'s parameters, and metrics to log.
+
+        `batch["input"]` is normalized; `batch["mask"]` marks valid elements (or is None).
+        """

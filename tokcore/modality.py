@@ -7,7 +7,9 @@ the model was trained with. Nobody has to remember to normalize, or pass the rig
 
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
@@ -15,6 +17,7 @@ import torch
 from torch import Tensor
 
 from tokcore.errors import InputError
+from tokcore.io import atomic_write_bytes
 from tokcore.params import params_of, plain
 
 
@@ -127,6 +130,25 @@ class Modality(ABC):
         if self.value_range is not None:
             out = out.clamp(*self.value_range)
         return out
+
+    # -- judge and show -------------------------------------------------------------------
+    def metrics(self, recon: Tensor, target: Tensor) -> dict[str, float]:
+        """Reconstruction quality in raw units over valid elements (plugins add their own)."""
+        valid = self.valid_mask(target)
+        err = (recon.float() - target.float())
+        err = err if valid is None else err[valid]
+        return {"mae": float(err.abs().mean()), "rmse": float(err.square().mean().sqrt())}
+
+    def write_samples(self, target: Tensor, recon: Tensor, path: Path) -> list[Path]:
+        """Save inputs next to reconstructions for a person to look at; returns the files.
+
+        The base class writes the raw arrays (`<path>.npz`); plugins write pictures.
+        """
+        buf = io.BytesIO()
+        np.savez(buf, target=target.detach().cpu().numpy(), recon=recon.detach().cpu().numpy())
+        out = path.with_suffix(".npz")
+        atomic_write_bytes(out, buf.getvalue())
+        return [out]
 
     @abstractmethod
     def example(self, batch_size: int = 2) -> Tensor:

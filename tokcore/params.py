@@ -9,6 +9,7 @@ fill in what the config leaves out.
 from __future__ import annotations
 
 import collections.abc as cabc
+import dataclasses
 import difflib
 import inspect
 import re
@@ -49,12 +50,15 @@ def params_of(cls: type) -> tuple[list[Param], bool]:
     """The parameters of `cls(...)` and whether it also accepts arbitrary **kwargs."""
     sig = inspect.signature(cls.__init__)
     hints, docs = _hints(cls), param_docs(cls)
+    factories = {f.name: f.default_factory for f in dataclasses.fields(cls)
+                 if f.default_factory is not dataclasses.MISSING} if dataclasses.is_dataclass(cls) else {}
     out, var_kw = [], False
     for p in list(sig.parameters.values())[1:]:  # skip self
         if p.kind is p.VAR_KEYWORD:
             var_kw = True
         elif p.kind is not p.VAR_POSITIONAL:
-            out.append(Param(p.name, hints.get(p.name, p.annotation), p.default, docs.get(p.name, "")))
+            default = factories[p.name]() if p.name in factories else p.default
+            out.append(Param(p.name, hints.get(p.name, p.annotation), default, docs.get(p.name, "")))
     return out, var_kw
 
 

@@ -37,7 +37,9 @@ def _require(ok: bool, what: str, message: str) -> None:
 def build_example(kind: str, name: str) -> Any:
     """The component built from its `example_config` (or its defaults)."""
     cls = registry.get(kind, name)
-    return registry.build(kind, {"name": name, **copy.deepcopy(getattr(cls, "example_config", {}))})
+    example = getattr(cls, "example_config", {})
+    example = example() if callable(example) else copy.deepcopy(example)  # a callable may write files
+    return registry.build(kind, {"name": name, **example})
 
 
 def contract_cases(dist: str | None = None, kinds: Iterable[str] | None = None) -> list[tuple[str, str]]:

@@ -1,0 +1,1 @@
+"""The shared training loop: settings, data split, checkpoints, launch."""

@@ -1,0 +1,141 @@
+"""Checkpoint directories of a run: written atomically, read without pickle.
+
+    <run>/checkpoints/step-N/
+        model.safetensors            raw weights of the tokenizer
+        model_ema.safetensors        EMA weights (when train.ema_decay is set)
+        trainer.safetensors          the trainer's own weights (a discriminator, ...)
+        state.json + state.safetensors   optimizers, grad scaler, EMA, loop position
+        rng-rank<R>.json + .safetensors  every random generator of rank R
+        tokenizer.json               what load_tokenizer needs: components, modality and
+                                     normalization, input spec, token grid, plugin versions
+        config.yaml                  the resolved config of the run
+    <run>/checkpoints/latest         the name of the newest complete checkpoint
+
+A checkpoint is assembled in a temporary directory and renamed into place, so a run killed
+while saving leaves the previous checkpoints intact and never a half-written one.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save
+from torch import nn
+
+from tokcore.errors import TokcoreError
+from tokcore.io import atomic_write_bytes, atomic_write_text
+from tokcore.train.distributed import Context, barrier
+from tokcore.train.state import load_state, rng_state, save_state
+
+_STEP = re.compile(r"^step-(\d+)$")
+
+
+def checkpoints_dir(run: Path) -> Path:
+    return Path(run) / "checkpoints"
+
+
+def list_checkpoints(run: Path) -> list[tuple[int, Path]]:
+    folder = checkpoints_dir(run)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _STEP.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    marker = checkpoints_dir(run) / "latest"
+    if marker.is_file():
+        path = checkpoints_dir(run) / marker.read_text().strip()
+        if path.is_dir():
+            return path
+    found = list_checkpoints(run)
+    return found[-1][1] if found else None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory from a run directory (its latest) or a checkpoint directory."""
+    p = Path(path)
+    if (p / "tokenizer.json").is_file():
+        return p
+    if checkpoints_dir(p).is_dir():
+        latest = latest_checkpoint(p)
+        if latest is not None:
+            return latest
+        raise TokcoreError(f"{p}: the run has no complete checkpoint yet")
+    raise TokcoreError(f"{p}: not a run directory (with checkpoints/) or a checkpoint directory "
+                       "(with tokenizer.json)")
+
+
+def weights_bytes(module: nn.Module) -> bytes:
+    tensors, seen = {}, set()
+    for k, v in module.state_dict().items():
+        v = v.detach().cpu()
+        ptr = (v.untyped_storage().data_ptr(), v.storage_offset()) if v.numel() else None
+        tensors[k] = v.clone() if ptr in seen else v.contiguous()  # safetensors refuses shared storage
+        seen.add(ptr)
+    return save(tensors)
+
+
+def load_weights(module: nn.Module, file: Path, *, strict: bool = True) -> tuple[list[str], list[str]]:
+    """Load a safetensors file; with strict=False only keys present with the same shape.
+
+    Returns (loaded keys, skipped keys)."""
+    state = load_file(str(file))
+    if strict:
+        module.load_state_dict(state, strict=True)
+        return sorted(state), []
+    own = module.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    module.load_state_dict(usable, strict=False)
+    return sorted(usable), sorted(set(own) - set(usable))
+
+
+def save_checkpoint(run: Path, step: int, ctx: Context, *, model: nn.Module, ema: nn.Module | None,
+                    trainer: nn.Module, state: dict[str, Any], tokenizer_meta: dict[str, Any],
+                    config_text: str) -> Path | None:
+    """Every rank calls this; rank 0 assembles the directory. Returns its path on rank 0."""
+    final = checkpoints_dir(run) / f"step-{step}"
+    tmp = checkpoints_dir(run) / f".step-{step}.tmp"
+    if ctx.is_main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier(ctx)
+    save_state(rng_state(), str(tmp / f"rng-rank{ctx.rank}.json"), str(tmp / f"rng-rank{ctx.rank}.safetensors"))
+    barrier(ctx)
+    if ctx.is_main:
+        import json
+
+        atomic_write_bytes(tmp / "model.safetensors", weights_bytes(model))
+        if ema is not None:
+            atomic_write_bytes(tmp / "model_ema.safetensors", weights_bytes(ema))
+        atomic_write_bytes(tmp / "trainer.safetensors", weights_bytes(trainer))
+        save_state(state, str(tmp / "state.json"), str(tmp / "state.safetensors"))
+        atomic_write_text(tmp / "tokenizer.json", json.dumps({**tokenizer_meta, "step": step}, indent=2) + "\n")
+        atomic_write_text(tmp / "config.yaml", config_text)
+        if final.exists():  # a re-save of the same step (resumed run that ended right here)
+            shutil.rmtree(final)
+        tmp.rename(final)
+        atomic_write_text(checkpoints_dir(run) / "latest", final.name + "\n")
+    barrier(ctx)
+    return final if ctx.is_main else None
+
+
+def load_training_state(ckpt: Path, rank: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(loop/optimizer state, this rank's RNG state or None if it was saved by fewer ranks)."""
+    state = load_state(str(ckpt / "state.json"), str(ckpt / "state.safetensors"))
+    rng_json = ckpt / f"rng-rank{rank}.json"
+    rng = load_state(str(rng_json), str(ckpt / f"rng-rank{rank}.safetensors")) if rng_json.is_file() else None
+    return state, rng
+
+
+def prune(run: Path, keep_last: int, protect: set[int]) -> None:
+    """Delete all but the newest `keep_last` checkpoints and the protected (best) steps."""
+    found = list_checkpoints(run)
+    keep = {s for s, _ in found[-keep_last:]} if keep_last > 0 else set()
+    for step, path in found:
+        if step not in keep and step not in protect:
+            shutil.rmtree(path, ignore_errors=True)
+

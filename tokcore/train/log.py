@@ -1,0 +1,84 @@
+"""Where training figures go: metrics.jsonl, TensorBoard (when installed), a progress bar.
+
+Only rank 0 writes. metrics.jsonl is an append-only log with one JSON object per line,
+flushed after each line, so a killed run loses at most the line being written (readers skip
+a truncated last line).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    def __init__(self, run: Path, total_steps: int, start_step: int, enabled: bool):
+        self.enabled = enabled
+        self.start = time.time()
+        self.file = open(run / "metrics.jsonl", "a", encoding="utf-8") if enabled else None
+        self.tb = None
+        self.bar = None
+        if not enabled:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run / "tb"))
+        except ImportError:  # tensorboard is optional
+            pass
+        try:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
+                            disable=not sys.stderr.isatty())
+        except ImportError:
+            pass
+
+    def write(self, step: int, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        row = {"step": step, "time": round(time.time() - self.start, 3), **metrics}
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in metrics.items():
+                if isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, step)
+        if self.bar is not None and "loss" in metrics:
+            self.bar.set_postfix(loss=f"{metrics['loss']:.4g}")
+
+    def advance(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+
+    def message(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None and not self.bar.disable:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
+        if self.file is not None:
+            self.file.close()
+
+
+def read_metrics(run: Path) -> list[dict[str, Any]]:
+    """The rows of a run's metrics.jsonl (a truncated last line is skipped)."""
+    rows = []
+    path = Path(run) / "metrics.jsonl"
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows

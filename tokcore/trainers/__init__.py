@@ -1,0 +1,1 @@
+"""Core's trainers (step logic for the shared loop)."""

@@ -1,0 +1,35 @@
+"""The default trainer: reconstruction loss plus the quantizer's auxiliary losses."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from tokcore.interfaces import StepOutput, Trainer
+
+
+class VQVAETrainer(Trainer):
+    """Encode, quantize, decode; minimize the config's `loss` between reconstruction and input
+    plus the quantizer's own losses (commitment, codebook, entropy), weighted by
+    `quantizer_weight`. Logs each loss term and the quantizer's statistics.
+
+    Args:
+        quantizer_weight: factor on the sum of the quantizer's auxiliary losses.
+    """
+
+    def __init__(self, quantizer_weight: float = 1.0):
+        super().__init__()
+        self.quantizer_weight = quantizer_weight
+
+    def training_step(self, model: nn.Module, batch: Mapping[str, Any], step: int,
+                      optimizer: str = "model") -> StepOutput:
+        x = batch["input"]
+        out = model(x)
+        rec = self.loss(out.recon, x, batch.get("mask"))
+        aux = sum(out.quant.losses.values(), torch.zeros((), device=x.device))
+        metrics: dict[str, Any] = {f"loss/{k}": v for k, v in rec.terms.items()}
+        metrics.update({f"quantizer/{k}": v.detach() for k, v in out.quant.losses.items()})
+        metrics.update({f"codebook/{k}": v for k, v in out.quant.stats.items()})
+        return StepOutput(rec.loss + self.quantizer_weight * aux, metrics)
