@@ -9,6 +9,18 @@ import pytest
 from tokcore import registry
 
 
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Test models are tiny: intra-op threads only add overhead, and on a busy machine
+    OpenMP's waiting threads can make a 2-second test take a minute."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     """Install a distribution by writing its metadata (and modules) onto sys.path.

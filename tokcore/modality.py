@@ -144,11 +144,7 @@ class Modality(ABC):
 
         The base class writes the raw arrays (`<path>.npz`); plugins write pictures.
         """
-        buf = io.BytesIO()
-        np.savez(buf, target=target.detach().cpu().numpy(), recon=recon.detach().cpu().numpy())
-        out = path.with_suffix(".npz")
-        atomic_write_bytes(out, buf.getvalue())
-        return [out]
+        return write_array_samples(target, recon, path)
 
     @abstractmethod
     def example(self, batch_size: int = 2) -> Tensor:
@@ -158,3 +154,11 @@ class Modality(ABC):
         """Broken variants of a valid batch `x` that `validate` must reject, with what is wrong."""
         return [(x[0], "a sample without its batch axis"), (x.unsqueeze(-1), "an extra axis")]
 
+
+def write_array_samples(target: Tensor, recon: Tensor, path: Path) -> list[Path]:
+    """Inputs and reconstructions as `<path>.npz` (arrays `target` and `recon`)."""
+    buf = io.BytesIO()
+    np.savez(buf, target=target.detach().cpu().numpy(), recon=recon.detach().cpu().numpy())
+    out = path.with_suffix(".npz")
+    atomic_write_bytes(out, buf.getvalue())
+    return [out]

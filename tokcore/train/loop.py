@@ -30,6 +30,7 @@ from tokcore import registry
 from tokcore.config import dump
 from tokcore.errors import ConfigError, TokcoreError
 from tokcore.io import atomic_write_text
+from tokcore.modality import write_array_samples
 from tokcore.tokenizer import Tokenizer, build_tokenizer
 from tokcore.train import checkpoint as ckpt
 from tokcore.train.batches import Collate, resize_batch, to_device
@@ -264,6 +265,8 @@ def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings
         target = run_dir / "samples" / f"step-{step}"
         if shown.modality is not None:
             shown.modality.write_samples(batch["raw"].cpu(), recon.cpu(), target)
+        else:
+            write_array_samples(batch["raw"].cpu(), recon.cpu(), target)
 
     try:
         for step in range(start_step, s.steps):
