@@ -22,6 +22,8 @@ def straight_through(code: Tensor, latent: Tensor) -> Tensor:
     Unlike `latent + (code - latent).detach()`, the value is exactly `code`, so decoding the
     indices reproduces what the forward pass returned even when gradients are enabled.
     """
+    if not (torch.is_grad_enabled() and latent.requires_grad):
+        return code  # nothing to differentiate: skip two passes over the tensor
     return code + (latent - latent.detach())
 
 

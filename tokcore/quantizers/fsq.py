@@ -51,13 +51,19 @@ class FSQ(Quantizer):
 
     # -- digits <-> codes <-> indices --------------------------------------------------------
     def digits_to_codes(self, digits: Tensor) -> Tensor:
-        """int64 digits `(..., len(levels))` -> fp32 codes in [-1, 1]."""
+        """Digits `(..., len(levels))` (integers, any dtype) -> fp32 codes in [-1, 1]."""
         return digits.float() * (2.0 / (self.radix - 1).float()) - 1.0
+
+    def digits_to_indices(self, digits: Tensor) -> Tensor:
+        """Mixed-radix number of the digits; one small matmul when fp32 holds it exactly."""
+        if self.codebook_size <= 1 << 24:
+            return (digits.float() @ self.basis.float()).long()
+        return (digits.long() * self.basis).sum(dim=-1)
 
     def codes_to_indices(self, codes: Tensor) -> Tensor:
         """Exact inverse of `indices_to_codes` on the code set (before any out-projection)."""
-        digits = torch.round((codes.float() + 1.0) * ((self.radix - 1).float() / 2.0)).long()
-        return (digits * self.basis).sum(dim=-1)
+        digits = torch.round((codes.float() + 1.0) * ((self.radix - 1).float() / 2.0))
+        return self.digits_to_indices(digits)
 
     def indices_to_codes(self, indices: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
         digits = (indices.unsqueeze(-1) // self.basis) % self.radix
@@ -70,9 +76,10 @@ class FSQ(Quantizer):
     def forward(self, z: Tensor) -> QuantizerOutput:
         with full_precision(z.device):
             squashed = torch.tanh(self.project_in(z.reshape(-1, self.dim).float()))
-            scale = (self.radix - 1).float() / 2.0
-            digits = torch.round((squashed + 1.0) * scale).long()
-            indices = (digits * self.basis).sum(dim=-1)
+            half_steps = (self.radix - 1).float() / 2.0
+            with torch.no_grad():  # digits are integers (kept in fp32): no gradient
+                digits = torch.addcmul(half_steps, squashed, half_steps).round_()
+            indices = self.digits_to_indices(digits)
             quantized = self.project_out(straight_through(self.digits_to_codes(digits), squashed))
         return QuantizerOutput(
             quantized=quantized.reshape(z.shape).to(z.dtype),

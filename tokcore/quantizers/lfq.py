@@ -35,7 +35,7 @@ _LOG_EPS = 1e-10
 class LFQ(Quantizer):
     """Lookup-free quantization: binary codes, index = the sign bits of the latent.
 
-    Losses: `commitment` (mean((z - sg(code))^2)) and, in training, `entropy`
+    Losses (training only): `commitment` (mean((z - sg(code))^2)) and `entropy`
     (per-sample entropy - diversity_gamma * codebook entropy): confident assignments that
     use the whole codebook across the batch (and across ranks under torch.distributed).
 
@@ -81,7 +81,12 @@ class LFQ(Quantizer):
 
     def codes_to_indices(self, codes: Tensor) -> Tensor:
         """Exact inverse of `indices_to_codes` on the code set (before any out-projection)."""
-        return ((codes > 0).long() << self.shifts).sum(dim=-1)
+        if self.bits > 24:  # beyond fp32's exact integers
+            return ((codes > 0).long() << self.shifts).sum(dim=-1)
+        # bit = (code + 1) / 2, so index = (codes @ 2^shifts + K - 1) / 2, exact in fp32
+        offset = codes.new_full((), float(self.codebook_size - 1))
+        powers = (1 << self.shifts).float()
+        return torch.addmv(offset, codes.float(), powers, beta=0.5, alpha=0.5).long()
 
     def indices_to_codes(self, indices: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
         bits = (indices.unsqueeze(-1) >> self.shifts) & 1
@@ -93,13 +98,14 @@ class LFQ(Quantizer):
     def forward(self, z: Tensor) -> QuantizerOutput:
         with full_precision(z.device):
             latents = self.project_in(z.reshape(-1, self.dim).float())
-            bits = latents > 0
-            indices = (bits.long() << self.shifts).sum(dim=-1)
-            codes = self.bits_to_codes(bits)
-            losses = {"commitment": self.commitment_weight * F.mse_loss(latents, codes)}
-            if self.training and self.entropy_weight != 0:
-                sample, codebook = entropy_terms(latents, self.inv_temperature)
-                losses["entropy"] = self.entropy_weight * (sample - self.diversity_gamma * codebook)
+            codes = torch.where(latents > 0, 1.0, -1.0)
+            indices = self.codes_to_indices(codes.reshape(-1, self.bits))
+            losses = {}
+            if self.training:
+                losses["commitment"] = self.commitment_weight * F.mse_loss(latents, codes)
+                if self.entropy_weight != 0:
+                    sample, codebook = entropy_terms(latents, self.inv_temperature)
+                    losses["entropy"] = self.entropy_weight * (sample - self.diversity_gamma * codebook)
             quantized = self.project_out(straight_through(codes, latents))
         return QuantizerOutput(
             quantized=quantized.reshape(z.shape).to(z.dtype),
