@@ -305,7 +305,7 @@ def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings
                 if any_rank(diverged, ctx):
                     good = ckpt.latest_checkpoint(run_dir)
                     raise TrainingDiverged(
-                        f"step {step}: the loss is {float(out.loss)} on at least one rank; stopped before the update. "
+                        f"step {step}: the loss is {float(out.loss.detach())} on at least one rank; stopped before the update. "
                         f"Last good checkpoint: {good or 'none'}. Lower train.lr, set train.clip_grad, or use fp32")
                 if s.clip_grad is not None:
                     scaler.unscale_(opt)

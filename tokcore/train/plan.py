@@ -54,6 +54,6 @@ def dry_run(config: dict[str, Any], nproc: int = 1) -> str:
         f"({nproc} process(es) x {s.batch_size} x {s.grad_accum} accumulation), lr {s.lr:g} {s.schedule}"
         f"{f' after {s.warmup_steps} warmup' if s.warmup_steps else ''}, {s.precision}"
         f"{f', EMA {s.ema_decay}' if s.ema_decay else ''}",
-        f"one step  loss {float(out.loss):.4g} on {len(batch['keys'])} samples in {seconds:.2f} s (this process, CPU)",
+        f"one step  loss {float(out.loss.detach()):.4g} on {len(batch['keys'])} samples in {seconds:.2f} s (this process, CPU)",
     ]
     return "\n".join(lines)
