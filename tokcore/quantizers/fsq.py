@@ -31,6 +31,8 @@ class FSQ(Quantizer):
             projections map in and out. Default: `len(levels)`.
     """
 
+    example_config = {"levels": [8, 5, 5, 5]}  # tiny, for the contract kit
+
     def __init__(self, levels: list[int], dim: int | None = None):
         super().__init__()
         if not levels:

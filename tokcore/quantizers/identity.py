@@ -16,6 +16,8 @@ class Identity(Quantizer):
         dim: channels of the latents.
     """
 
+    example_config = {"dim": 16}  # tiny, for the contract kit
+
     def __init__(self, dim: int):
         super().__init__()
         check_positive(dim=dim)

@@ -49,6 +49,8 @@ class LFQ(Quantizer):
         inv_temperature: sharpness of the soft assignment used by the entropy loss.
     """
 
+    example_config = {"codebook_size": 2**10, "dim": 16}  # tiny, for the contract kit
+
     def __init__(
         self,
         codebook_size: int,

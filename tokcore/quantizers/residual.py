@@ -102,6 +102,8 @@ class RVQ(ResidualQuantizer):
         restart_dead_codes: replace dead codes by recent residuals.
     """
 
+    example_config = {"dim": 16, "codebook_size": 32, "stages": 3, "codebook_dim": 8}  # tiny, for the contract kit
+
     def __init__(
         self,
         dim: int,
@@ -140,6 +142,8 @@ class RFSQ(ResidualQuantizer):
         dim: channels of the latents; when it differs from `len(levels)`, one learned
             projection pair wraps all stages. Default: `len(levels)`.
     """
+
+    example_config = {"levels": [5, 5, 5], "stages": 3, "dim": 16}  # tiny, for the contract kit
 
     def __init__(self, levels: list[int], stages: int = 4, dim: int | None = None):
         check_positive(stages=stages)

@@ -62,6 +62,8 @@ class VQ(Quantizer):
         restart_dead_codes: replace dead codes by recent encoder outputs.
     """
 
+    example_config = {"dim": 16, "codebook_size": 64}  # tiny, for the contract kit
+
     def __init__(
         self,
         dim: int,

@@ -1,0 +1,111 @@
+"""Steps/s of tokcore's training loop against a bare PyTorch loop on the same model and data.
+
+    python benchmarks/train_loop.py [--steps 200] [--size 32] [--batch 16]
+
+Both train the same conv2d + FSQ tokenizer on the same random 3x32x32 images with AdamW, one
+process, fp32. The bare loop is what a user would write by hand: a DataLoader, forward, MSE,
+backward, step. tokcore's time is read from its own metrics.jsonl between two logged steps,
+so set-up, the final evaluation and the checkpoint are excluded on both sides. Target:
+overhead at most 5%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tokcore.config import load
+from tokcore.tokenizer import build_tokenizer
+from tokcore.train.log import read_metrics
+from tokcore.train.loop import run
+
+TINY = {"base_channels": 32, "channel_mult": [1, 2, 2], "num_res_blocks": 1, "mid_attention": False}
+
+
+def config(data: Path, steps: int, batch: int) -> dict:
+    return {"tokcore": 1, "seed": 0,
+            "model": {"encoder": {"name": "conv2d", "in_channels": 3, "out_dim": 4, **TINY},
+                      "quantizer": {"name": "fsq", "levels": [8, 5, 5, 5]},
+                      "decoder": {"name": "conv2d", "in_dim": 4, "out_channels": 3, **TINY}},
+            "data": {"name": "arrays", "path": str(data), "val_fraction": 0.05},
+            "train": {"steps": steps, "batch_size": batch, "lr": 1e-3, "log_every": 10, "clip_grad": None,
+                      "eval_batches": 1, "device": "cpu"}}
+
+
+def bare_loop(cfg: dict, images: np.ndarray, steps: int, warmup: int) -> float:
+    """Seconds per step of a hand-written loop over the same model and data."""
+    torch.manual_seed(0)
+    model = build_tokenizer(cfg["model"], None, images.shape[1:])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    data = torch.utils.data.TensorDataset(torch.from_numpy(images))
+    loader = torch.utils.data.DataLoader(data, batch_size=cfg["train"]["batch_size"], shuffle=True, drop_last=True)
+    it, t0 = iter(loader), None
+    for step in range(steps):
+        if step == warmup:
+            t0 = time.perf_counter()
+        try:
+            (x,) = next(it)
+        except StopIteration:
+            it = iter(loader)
+            (x,) = next(it)
+        out = model(x)
+        loss = F.mse_loss(out.recon, x) + sum(out.quant.losses.values(), torch.zeros(()))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - t0) / (steps - warmup)
+
+
+def tokcore_loop(cfg: dict, tmp: Path, steps: int, warmup: int) -> float:
+    out = tmp / f"run-{time.time_ns()}"
+    run(cfg, out)
+    rows = {r["step"]: r["time"] for r in read_metrics(out) if "loss" in r}
+    return (rows[steps] - rows[warmup]) / (steps - warmup)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    tmp = Path(tempfile.mkdtemp(prefix="tokcore-bench-"))
+    images = np.random.default_rng(0).uniform(size=(512, 3, args.size, args.size)).astype(np.float32)
+    np.save(tmp / "images.npy", images)
+    cfg = config(tmp / "images.npy", args.steps, args.batch)
+    cfg = load_resolved(cfg, tmp)
+    warmup = 20
+    bare, ours = [], []
+    for _ in range(args.repeats):  # interleaved, so both see the same machine load
+        bare.append(bare_loop(cfg, images, args.steps, warmup))
+        ours.append(tokcore_loop(cfg, tmp, args.steps, warmup))
+    b, o = min(bare), min(ours)
+    print(f"model: conv2d + fsq [8,5,5,5], {args.size}x{args.size}, batch {args.batch}, fp32, 1 process, "
+          f"{args.steps - warmup} timed steps, best of {args.repeats}")
+    print(f"{'loop':12s} {'ms/step':>9s} {'steps/s':>9s}")
+    print(f"{'bare torch':12s} {b * 1e3:9.2f} {1 / b:9.2f}")
+    print(f"{'tokcore':12s} {o * 1e3:9.2f} {1 / o:9.2f}")
+    print(f"tokcore / bare steps/s: {b / o:.3f}  (overhead {100 * (o / b - 1):+.1f}%, target <= +5%)")
+
+
+def load_resolved(cfg: dict, tmp: Path) -> dict:
+    """The config as `tokcore train` would resolve it (defaults filled in)."""
+    import yaml
+
+    from tokcore.cli import TRAIN_DEFAULTS
+
+    path = tmp / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return load(path, defaults=TRAIN_DEFAULTS).data
+
+
+if __name__ == "__main__":
+    main()
