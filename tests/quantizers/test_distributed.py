@@ -2,6 +2,8 @@
 
 import os
 import socket
+import subprocess
+import sys
 
 import torch
 import torch.distributed as dist
@@ -46,4 +48,12 @@ def train_and_compare(rank: int, world: int, port: int) -> None:
 
 
 def test_codebooks_stay_bit_identical_across_two_gloo_ranks():
+    # Run as a script: spawned ranks re-import __main__ by path, whatever pytest's import mode.
+    proc = subprocess.run([sys.executable, __file__], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "ranks identical"
+
+
+if __name__ == "__main__":
     mp.spawn(train_and_compare, args=(2, free_port()), nprocs=2, join=True)
+    print("ranks identical")
