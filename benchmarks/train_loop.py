@@ -75,8 +75,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="tokcore-bench-"))
     images = np.random.default_rng(0).uniform(size=(512, 3, args.size, args.size)).astype(np.float32)
     np.save(tmp / "images.npy", images)
@@ -89,6 +90,7 @@ def main() -> None:
         ours.append(tokcore_loop(cfg, tmp, args.steps, warmup))
     b, o = min(bare), min(ours)
     print(f"model: conv2d + fsq [8,5,5,5], {args.size}x{args.size}, batch {args.batch}, fp32, 1 process, "
+          f"{args.threads} thread(s), "
           f"{args.steps - warmup} timed steps, best of {args.repeats}")
     print(f"{'loop':12s} {'ms/step':>9s} {'steps/s':>9s}")
     print(f"{'bare torch':12s} {b * 1e3:9.2f} {1 / b:9.2f}")

@@ -255,3 +255,60 @@ def test_ranks_come_from_torchrun_or_slurm(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_RANK", "0")
     assert from_environment("cpu")[:3] == (2, 4, 0)
+
+
+def test_weight_decay_skips_norms_biases_and_codebooks():
+    from tokcore.train.optim import adamw
+    from tokcore.train.settings import TrainSettings
+
+    model = tokcore.build_tokenizer({"encoder": {"name": "conv1d", "in_channels": 2, "out_dim": 3, **CONV},
+                                     "quantizer": {"name": "vq", "dim": 3, "codebook_size": 8, "codebook_learning": "loss"},
+                                     "decoder": {"name": "conv1d", "in_dim": 3, "out_channels": 2, **CONV}})
+    named = list(model.named_parameters())
+    opt = adamw(named, TrainSettings(weight_decay=0.05))
+    decayed = {id(p) for p in opt.param_groups[0]["params"]}
+    assert opt.param_groups[0]["weight_decay"] == 0.05 and opt.param_groups[1]["weight_decay"] == 0.0
+    for name, p in named:
+        no_decay = p.ndim < 2 or name.startswith("quantizer.")
+        assert (id(p) not in decayed) == no_decay, name
+
+
+class WithCritic(tokcore.Trainer):
+    """A two-optimizer trainer: the model reconstructs, a small critic learns to score
+    reconstructions (the shape of a GAN trainer, without the adversarial term)."""
+
+    def __init__(self, critic_lr_scale: float = 1.0):
+        super().__init__()
+        self.critic = torch.nn.Linear(2, 1)
+
+    def optimizer_params(self, model):
+        return {"model": [p for p in model.parameters() if p.requires_grad], "critic": list(self.critic.parameters())}
+
+    def training_step(self, model, batch, step, optimizer="model"):
+        out = model(batch["input"])
+        if optimizer == "model":
+            return tokcore.StepOutput(self.loss(out.recon, batch["input"]).loss)
+        score = self.critic(out.recon.detach()).mean()
+        return tokcore.StepOutput((score - 1.0).square(), {"critic/score": score.detach()})
+
+
+def test_a_trainer_with_two_optimizers_steps_both_and_resumes_them(tmp_path, tokcore_registry):
+    tokcore_registry.register("trainer", "with_critic", WithCritic)
+    cfg = write_config(tmp_path, steps=4, save_every=2, lr=0.05, warmup_steps=0, schedule="constant")
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "trainer.name=with_critic", "--output", str(run)]) == 0
+    rows = [r for r in read_metrics(run) if "loss/critic" in r]
+    assert len(rows) == 4 and rows[-1]["loss/critic"] < rows[0]["loss/critic"]
+    state = json.loads((run / "checkpoints/step-4/state.json").read_text())
+    assert "critic" in json.dumps(state) and "model" in json.dumps(state)
+    critic = load_file(str(run / "checkpoints/step-4/trainer.safetensors"))
+    assert "critic.weight" in critic
+    resumed = tmp_path / "resumed"
+    import shutil
+
+    shutil.copytree(run, resumed)
+    shutil.rmtree(resumed / "checkpoints/step-4")
+    (resumed / "checkpoints/latest").write_text("step-2\n")
+    assert main(["train", "--config", str(cfg), "trainer.name=with_critic", "--output", str(resumed), "--resume"]) == 0
+    assert_same_weights(load_file(str(resumed / "checkpoints/step-4/trainer.safetensors")), critic)
+    assert_same_weights(weights(resumed, 4), weights(run, 4))
