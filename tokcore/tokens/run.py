@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -293,11 +294,11 @@ def _check_range(arr: np.ndarray, codebook_size: int | None) -> None:
 # -- one rank --------------------------------------------------------------------------------------------
 def _prepare_store(out: Path, job: Job) -> None:
     """Rank 0: record the job (or check it matches), discard remains of a killed run."""
-    folder = out / SHARDS
-    folder.mkdir(parents=True, exist_ok=True)
     recorded = out / JOB
     if not recorded.is_file():
         atomic_write_json(recorded, job.record())
+    folder = out / SHARDS
+    folder.mkdir(parents=True, exist_ok=True)
     for p in folder.iterdir():
         if p.name.startswith("."):  # a temporary file of a killed writer
             p.unlink(missing_ok=True)
@@ -319,7 +320,7 @@ def _check_job(out: Path, job: Job) -> None:
         why = job.matches(json.loads(recorded.read_text(encoding="utf-8")))
         if why:
             raise TokcoreError(f"{out} holds a token store that {why}; choose another --output or delete it")
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(not p.name.startswith(".") and p.name != SHARDS for p in out.iterdir()):
         raise TokcoreError(f"{out} exists and is not a token store; choose another --output")
 
 
@@ -357,21 +358,24 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary
         pending = [i for i in mine if keys[i] not in done]
         summary = Summary(str(out), resumed=len(done))
 
+        # The workers start (and read ahead) before the model is loaded: they do not inherit
+        # its memory, and a large checkpoint loads while the first batches are prepared.
+        batches = [pending[i:i + opts.batch_size] for i in range(0, len(pending), opts.batch_size)]
+        cuda = ctx.device.type == "cuda"
+        loader = DataLoader(_Guarded(dataset), batch_sampler=batches, collate_fn=Prepare(_modality(job)),
+                            num_workers=opts.workers, pin_memory=cuda,
+                            prefetch_factor=4 if opts.workers > 0 else None)
+        stream = iter(loader)
         tok = load_tokenizer(job.checkpoint, device=ctx.device)
         q = tok.quantizer
         codebook = q.codebook_size if q.is_discrete else None
         dtype = token_dtype(codebook, job.latent_dtype)
         writer = ShardWriter(out / SHARDS, f"rank{ctx.rank}", dtype, max_samples=opts.shard_samples,
                              max_bytes=opts.shard_bytes)
-        batches = [pending[i:i + opts.batch_size] for i in range(0, len(pending), opts.batch_size)]
-        cuda = ctx.device.type == "cuda"
-        loader = DataLoader(_Guarded(dataset), batch_sampler=batches, collate_fn=Prepare(tok.modality),
-                            num_workers=opts.workers, pin_memory=cuda,
-                            prefetch_factor=4 if opts.workers > 0 else None)
         amp = autocast(ctx.device, opts.precision)
         progress = Progress(len(pending), ctx.is_main and opts.progress)
         try:
-            for batch in loader:
+            for batch in stream:
                 for f in batch["failed"]:
                     writer.fail(keys[f["index"]], f["index"], f["error"])
                 for g in batch["groups"]:
@@ -403,6 +407,14 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary
             finalize(out, job, tok, n, keys, dtype)
         summary.seconds = time.time() - start
     return summary
+
+
+def _modality(job: Job) -> Any:
+    """The checkpoint's modality spec (from tokenizer.json, without loading the model)."""
+    from tokcore import registry
+
+    meta = json.loads((Path(job.checkpoint) / "tokenizer.json").read_text(encoding="utf-8"))
+    return registry.build("modality", meta["modality"]) if meta.get("modality") else None
 
 
 def finalize(out: Path, job: Job, tok: Any, n: int, keys: list[str], dtype: np.dtype) -> dict[str, Any]:
@@ -545,6 +557,8 @@ def tokenize(checkpoint: str | Path, output: str | Path, overrides: Sequence[str
     store = TokenStore(out)
     summary.samples, summary.failed, summary.failures = len(store), len(store.failed), store.failed
     for f in formats:
+        for stale in out.glob(f".{f}.*.tmp"):  # an export that was killed half-way
+            shutil.rmtree(stale, ignore_errors=True)
         export(store, f, out / f)
         summary.exports[f] = str(out / f)
     return summary

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tokcore.io import atomic_write_bytes, atomic_write_json
+from tokcore.io import atomic_write_bytes
 from tokcore.tokens.store import FORMAT, fsync_dir
 
 
@@ -61,9 +62,9 @@ class ShardWriter:
         payload = b"".join(self.arrays)
         digest = hashlib.sha256(payload).hexdigest()
         atomic_write_bytes(self.folder / f"{name}.bin", payload)
-        atomic_write_json(self.folder / f"{name}.json", {
-            "format": FORMAT, "name": name, "dtype": self.dtype.str, "bytes": len(payload), "sha256": digest,
-            "samples": self.samples, "failed": self.failed})
+        index = {"format": FORMAT, "name": name, "dtype": self.dtype.str, "bytes": len(payload), "sha256": digest,
+                 "samples": self.samples, "failed": self.failed}  # compact: the C encoder, one line
+        atomic_write_bytes(self.folder / f"{name}.json", json.dumps(index, separators=(",", ":")).encode() + b"\n")
         fsync_dir(self.folder)
         self.next += 1
         self.samples, self.arrays, self.failed, self.nbytes = [], [], [], 0
