@@ -192,8 +192,8 @@ def test_killed_at_random_moments_and_resumed_equals_an_uninterrupted_run(setup,
 
 
 def test_two_processes_resume_one_and_equal_it(setup, tmp_path):
-    """A store begun by one process (cut short) and finished by `--nproc 2` equals a
-    one-process store."""
+    """A store begun by one process (cut short, then a shard damaged on disk) and finished by
+    `--nproc 2` equals a one-process store: the damaged shard fails its checksum and is redone."""
     reference = tmp_path / "reference"
     tokenize(setup["run"], reference, options=QUIET)
     out = tmp_path / "two"
@@ -223,10 +223,14 @@ def test_two_processes_resume_one_and_equal_it(setup, tmp_path):
         run_rank(make_job(setup["run"]), out, Options(workers=0, batch_size=4, shard_samples=4, progress=False),
                  Partial())
     assert not (out / "manifest.json").exists() and len(list((out / "shards").glob("*.json"))) == 5
+    damaged = bytearray((out / "shards" / "rank0-00001.bin").read_bytes())  # a flipped bit on disk
+    damaged[3] ^= 1
+    (out / "shards" / "rank0-00001.bin").write_bytes(bytes(damaged))
     r = tokcore_cmd("tokenize", "--checkpoint", str(setup["run"]), "--output", str(out), "--nproc", "2",
                     "--batch-size", "4", "--shard-samples", "4", "--workers", "0", "--quiet")
     assert r.returncode == 0, r.stderr
-    assert "tokenized 44 inputs" in r.stdout and "20 from an earlier run" in r.stdout
+    assert "discarding damaged shard rank0-00001" in r.stderr
+    assert "tokenized 48 inputs" in r.stdout and "16 from an earlier run" in r.stdout
     store = TokenStore(out, verify=True)
     assert contents(store) == contents(TokenStore(reference))
     names = {s["name"].split("-")[0] for s in store.manifest["shards"]}

@@ -197,13 +197,23 @@ class _Guarded(torch.utils.data.Dataset):
 
 
 class Prepare:
-    """Collate for tokenize: validate each sample, group by shape, stack and normalize.
+    """Collate for tokenize: group samples by shape, validate, stack and normalize.
 
     Samples of different shapes go to separate groups (each one encoder call) instead of
-    failing; a sample that fails validation becomes a failure record."""
+    failing. A group is validated in one batched call (every check is per sample, so the
+    batch passes exactly when each sample does); only when it fails are its samples checked
+    one by one, and those that fail become failure records with the reason."""
 
     def __init__(self, modality: Any):
         self.modality = modality
+
+    def _validate(self, x: Tensor, name: str, batched: bool) -> Tensor:
+        if self.modality is not None:
+            return self.modality.validate(x, sample=name, batched=batched)
+        x = x.float()
+        if not bool(torch.isfinite(x).all()):
+            raise InputError(f"{name}: input has NaN or inf; clean or mask the data")
+        return x
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
         failed, groups = [], {}
@@ -211,29 +221,32 @@ class Prepare:
             if "error" in s:
                 failed.append({"index": s["index"], "error": s["error"]})
                 continue
-            name = s["key"]
             try:
                 x = torch.as_tensor(s["input"])
-                if self.modality is not None:
-                    x = self.modality.validate(x, sample=name, batched=False)
-                else:
-                    x = x.float()
-                    if not bool(torch.isfinite(x).all()):
-                        raise InputError(f"{name}: input has NaN or inf; clean or mask the data")
             except Exception as err:
-                failed.append({"index": s["index"], "error": str(err) if isinstance(err, InputError)
-                               else f"{name}: invalid input: {type(err).__name__}: {err}"})
+                failed.append({"index": s["index"], "error": f"{s['key']}: invalid input: {type(err).__name__}: {err}"})
                 continue
-            g = groups.setdefault(tuple(x.shape), {"x": [], "indices": [], "meta": []})
-            g["x"].append(x)
-            g["indices"].append(s["index"])
-            g["meta"].append(plain(s["meta"]))
+            groups.setdefault((tuple(x.shape), x.dtype), []).append((s, x))
         out = []
-        for g in groups.values():
-            x = torch.stack(g["x"])
+        for members in groups.values():
+            try:
+                x = self._validate(torch.stack([x for _, x in members]), "batch", batched=True)
+            except Exception:  # find the samples at fault
+                kept = []
+                for s, x in members:
+                    try:
+                        kept.append((s, self._validate(x, s["key"], batched=False)))
+                    except Exception as err:
+                        failed.append({"index": s["index"], "error": str(err) if isinstance(err, InputError)
+                                       else f"{s['key']}: invalid input: {type(err).__name__}: {err}"})
+                if not kept:
+                    continue
+                members, x = kept, torch.stack([x for _, x in kept])
             if self.modality is not None:
                 x = self.modality.normalize(x)
-            out.append({"input": x, "indices": g["indices"], "meta": g["meta"]})
+            out.append({"input": x, "indices": [s["index"] for s, _ in members],
+                        "meta": [plain(s["meta"]) for s, _ in members]})
+        failed.sort(key=lambda f: f["index"])
         return {"groups": out, "failed": failed}
 
 
