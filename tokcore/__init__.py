@@ -29,6 +29,7 @@ _LAZY = {
     "build_tokenizer": "tokcore.tokenizer",
     "hookimpl": "tokcore.hookspecs",
     "load_tokenizer": "tokcore.load",
+    "TokenStore": "tokcore.tokens.store",
 }
 
 __all__ = ["registry", "__version__", "TokcoreError", "ConfigError", "InputError", "RegistryError",

@@ -150,6 +150,46 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- tokenize, decode ----------------------------------------------------------------------
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    from tokcore.tokens.run import Options, tokenize
+
+    formats = [f.strip() for spec in args.format for f in spec.split(",") if f.strip() and f.strip() != "store"]
+    opts = Options(batch_size=args.batch_size, workers=args.workers, shard_samples=args.shard_samples,
+                   device=args.device, precision=args.precision, latent_dtype=args.latent_dtype,
+                   progress=not args.quiet)
+    s = tokenize(args.checkpoint, args.output, args.overrides, formats=formats, nproc=args.nproc, options=opts)
+    from tokcore.tokens.run import is_main_process
+
+    if not is_main_process():
+        return 0
+    if s.already_complete:
+        print(f"{s.output}: already complete ({s.samples} samples, {s.failed} failed); nothing to do")
+    else:
+        resumed = f", {s.resumed} from an earlier run" if s.resumed else ""
+        print(f"tokenized {s.new} inputs in {s.seconds:.1f}s ({s.new / max(s.seconds, 1e-9):.1f}/s){resumed}: "
+              f"{s.samples} samples in {s.output}, {s.failed} failed")
+    for fmt, path in s.exports.items():
+        print(f"export {fmt}: {path}")
+    for f in s.failures[:10]:
+        print(f"  failed {f['key']}: {f['error']}")
+    if len(s.failures) > 10:
+        print(f"  ... and {len(s.failures) - 10} more (see {s.output}/manifest.json)")
+    if s.failed > args.max_failed:
+        raise TokcoreError(f"{s.failed} of {s.samples + s.failed} inputs failed and were skipped (recorded in "
+                           f"{s.output}/manifest.json); pass --max-failed {s.failed} to accept them")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from tokcore.tokens.decode import decode_store
+
+    n, files = decode_store(args.checkpoint, args.tokens, args.output, batch_size=args.batch_size,
+                            limit=args.limit, device=args.device)
+    print(f"decoded {n} samples into {args.output} ({files} files)")
+    return 0
+
+
 BUILTIN: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
 
@@ -193,6 +233,38 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", metavar="DIR", help="run directory (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
     p.add_argument("--dry-run", action="store_true", help="build everything, run one batch, print the plan")
+
+
+@_builtin("tokenize", "tokens for every sample of a dataset, into a resumable token store")
+def _tokenize_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory or a checkpoint directory")
+    p.add_argument("--output", required=True, metavar="DIR", help="the token store (resumed if a run was cut short)")
+    p.add_argument("overrides", nargs="*", metavar="data.key=value",
+                   help="dataset overrides of the checkpoint's data config (the split defaults to 'all')")
+    p.add_argument("--format", action="append", default=[], metavar="F",
+                   help="also export as npy, lmdb or wds (into OUTPUT/F/); repeat or comma-separate")
+    p.add_argument("--nproc", type=int, default=1, help="processes on this machine (or launch with torchrun)")
+    p.add_argument("--batch-size", type=int, default=64, help="samples per encoder call")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
+    p.add_argument("--shard-samples", type=int, default=4096, help="samples per shard at most")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16 autocast on a GPU, fp32 on CPU")
+    p.add_argument("--latent-dtype", default="float32", choices=["float32", "float16"],
+                   help="storage of continuous latents")
+    p.add_argument("--max-failed", type=int, default=0, metavar="N",
+                   help="exit 0 even if up to N inputs failed (default 0: any failure exits 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@_builtin("decode", "decode a token store back to files (images, videos, trajectories, .npy)")
+def _decode_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="the tokenizer that made the tokens")
+    p.add_argument("--tokens", required=True, metavar="DIR", help="a token store")
+    p.add_argument("--output", required=True, metavar="DIR")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
 def build_parser(with_plugins: bool) -> argparse.ArgumentParser:

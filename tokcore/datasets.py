@@ -81,3 +81,89 @@ class ArrayDataset(Dataset):
         if self.dtype is not None:
             x = x.astype(self.dtype, copy=False)
         return {"key": self.key(index), "input": torch.from_numpy(np.array(x)), "meta": {"source": self.path, "index": i}}
+
+
+class NpyFolderDataset(Dataset):
+    """One `.npy` file per sample under a folder; a sample's key is its path relative to the
+    folder without `.npy` (`walks/0007`). A file that cannot be read fails when its sample is
+    loaded, not when the dataset is built, so a tokenize run records it and goes on.
+
+    With `clip_length`, every file is cut along its first axis into clips of that many frames
+    (`clip_stride` apart), each its own sample (key `<file key>/<start>-<end>`, metadata
+    `frames: [start, end]`). Clips are read through a memory map, so a long recording is
+    never loaded whole. A file shorter than one clip is one sample.
+
+    Args:
+        path: the folder.
+        pattern: glob of the files, relative to the folder.
+        split: "train", "val" or "all"; files (not clips) are assigned to splits.
+        val_fraction: share of files held out for "val", chosen by `split_seed`.
+        split_seed: seed of the train/val assignment.
+        dtype: cast samples to this dtype, or None to keep the file's.
+        clip_length: frames per clip, or None for whole files.
+        clip_stride: frames between the starts of consecutive clips (default: clip_length).
+    """
+
+    @staticmethod
+    def example_config() -> dict[str, Any]:
+        """A few small generated files, for the contract kit."""
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="tokcore-npy-folder-"))
+        rng = np.random.default_rng(0)
+        for i in range(6):
+            (root / "part").mkdir(exist_ok=True)
+            np.save(root / "part" / f"{i:03d}.npy", rng.normal(size=(8, 2)).astype(np.float32))
+        return {"path": str(root), "val_fraction": 0.2}
+
+    def __init__(self, path: str, pattern: str = "**/*.npy", split: Literal["train", "val", "all"] = "train",
+                 val_fraction: float = 0.1, split_seed: int = 0, dtype: str | None = "float32",
+                 clip_length: int | None = None, clip_stride: int | None = None):
+        root = Path(path)
+        if not root.is_dir():
+            raise ConfigError(f"no such folder '{path}'", key="path")
+        files = sorted(p for p in root.glob(pattern) if p.is_file())
+        if not files:
+            raise ConfigError(f"'{path}' has no files matching '{pattern}'", key="pattern")
+        if clip_length is not None and clip_length < 1:
+            raise ConfigError(f"must be at least 1, got {clip_length}", key="clip_length")
+        if clip_stride is not None and clip_stride < 1:
+            raise ConfigError(f"must be at least 1, got {clip_stride}", key="clip_stride")
+        self.root, self.dtype = root, dtype
+        chosen = [files[i] for i in split_indices(len(files), split, val_fraction, split_seed)]
+        self.samples: list[tuple[Path, int | None, int | None]] = []  # file, first frame, end frame
+        for f in chosen:
+            if clip_length is None:
+                self.samples.append((f, None, None))
+                continue
+            try:  # reads the header only
+                frames = int(np.load(f, mmap_mode="r", allow_pickle=False).shape[0])
+            except Exception:  # unreadable: one sample, which fails when loaded
+                self.samples.append((f, None, None))
+                continue
+            stride = clip_stride or clip_length
+            if frames < clip_length:
+                self.samples.append((f, 0, frames))
+            else:
+                self.samples += [(f, s, s + clip_length) for s in range(0, frames - clip_length + 1, stride)]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def key(self, index: int) -> str:
+        f, start, end = self.samples[index]
+        key = f.relative_to(self.root).as_posix()
+        key = key[: -len(".npy")] if key.endswith(".npy") else key
+        return key if start is None else f"{key}/{start}-{end}"
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        f, start, end = self.samples[index]
+        meta: dict[str, Any] = {"source": str(f)}
+        if start is None:
+            x = np.load(f, allow_pickle=False)
+        else:
+            x = np.array(np.load(f, mmap_mode="r", allow_pickle=False)[start:end])
+            meta["frames"] = [start, end]
+        if self.dtype is not None:
+            x = x.astype(self.dtype, copy=False)
+        return {"key": self.key(index), "input": torch.from_numpy(np.ascontiguousarray(x)), "meta": meta}

@@ -146,6 +146,14 @@ class Modality(ABC):
         """
         return write_array_samples(target, recon, path)
 
+    def write_decoded(self, x: Tensor, path: Path) -> list[Path]:
+        """Write one decoded sample (raw values, no batch axis) for `tokcore decode` at `path`
+        plus the modality's file suffix; returns the files written.
+
+        The base class writes `<path>.npy`; plugins write images, videos, trajectories.
+        """
+        return write_array(x, path)
+
     @abstractmethod
     def example(self, batch_size: int = 2) -> Tensor:
         """A small valid raw batch (the contract kit checks validate/normalize on it)."""
@@ -160,5 +168,14 @@ def write_array_samples(target: Tensor, recon: Tensor, path: Path) -> list[Path]
     buf = io.BytesIO()
     np.savez(buf, target=target.detach().cpu().numpy(), recon=recon.detach().cpu().numpy())
     out = path.with_suffix(".npz")
+    atomic_write_bytes(out, buf.getvalue())
+    return [out]
+
+
+def write_array(x: Tensor, path: Path) -> list[Path]:
+    """One array as `<path>.npy`, written atomically (the suffix is appended, never replaced)."""
+    buf = io.BytesIO()
+    np.save(buf, x.detach().cpu().numpy(), allow_pickle=False)
+    out = path.with_name(path.name + ".npy")
     atomic_write_bytes(out, buf.getvalue())
     return [out]

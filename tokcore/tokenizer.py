@@ -81,9 +81,14 @@ class Tokenizer(nn.Module):
 
     @torch.inference_mode()
     def encode(self, batch: Tensor | Mapping[str, Any]) -> Tokens:
+        return self.encode_normalized(self.prepare(batch))
+
+    @torch.inference_mode()
+    def encode_normalized(self, x: Tensor) -> Tokens:
+        """`encode` of a batch that is already validated and normalized (`prepare`d): the
+        tokenize pipeline prepares batches in its DataLoader workers."""
         with _eval(self):
-            x = self.prepare(batch).to(_device(self))
-            q = self.quantizer(self.encoder(x))
+            q = self.quantizer(self.encoder(x.to(_device(self))))
         if q.indices is None:
             return Tokens(latents=q.quantized)
         return Tokens(indices=q.indices)

@@ -1,0 +1,60 @@
+"""`tokcore decode`: a token store back to the modality's files, through the tokenizer that
+made it (checked by the hash of its weights)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tokcore.errors import TokcoreError
+from tokcore.io import atomic_write_text
+from tokcore.tokens.store import TokenStore, key_path
+
+
+def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path, *, batch_size: int = 64,
+                 limit: int | None = None, device: str = "auto") -> tuple[int, int]:
+    """Decode every sample of the store (or the first `limit`) and write it with the
+    modality's `write_decoded` at `output/<key>` (plus suffix). Returns (samples, files)."""
+    from tokcore.load import load_tokenizer
+    from tokcore.modality import write_array
+    from tokcore.tokens.run import weights_file
+    from tokcore.tokens.store import sha256_file
+    from tokcore.tokenizer import Tokens
+    from tokcore.train.checkpoint import resolve_checkpoint
+
+    store = TokenStore(tokens)
+    ckpt = resolve_checkpoint(checkpoint)
+    if sha256_file(weights_file(ckpt)) != store.manifest["weights_sha256"]:
+        raise TokcoreError(f"{tokens} was made by another tokenizer ({store.manifest['checkpoint']}); decode it "
+                           "with that checkpoint")
+    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
+    tok = load_tokenizer(ckpt, device=dev)
+    write = tok.modality.write_decoded if tok.modality is not None else write_array
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = list(store)[:limit] if limit is not None else list(store)
+    rows, files = [], 0
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for k in keys:
+        groups.setdefault(store.shape(k), []).append(k)
+    for shape, ks in groups.items():
+        for start in range(0, len(ks), batch_size):
+            chunk = ks[start:start + batch_size]
+            arr = np.stack([store[k] for k in chunk])
+            if store.kind == "indices":
+                t = Tokens(indices=torch.from_numpy(arr.astype(np.int64)))
+            else:
+                t = Tokens(latents=torch.from_numpy(arr.astype(np.float32)))
+            raw = tok.decode(t).cpu()
+            for k, x in zip(chunk, raw):
+                written = write(x, out / key_path(k))
+                files += len(written)
+                rows.append({"key": k, "files": [p.relative_to(out).as_posix() for p in written],
+                             "meta": store.meta(k)})
+    order = {k: i for i, k in enumerate(keys)}
+    rows.sort(key=lambda r: order[r["key"]])
+    atomic_write_text(out / "decoded.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return len(rows), files

@@ -1,0 +1,577 @@
+"""`tokcore tokenize`: tokens for every sample of a dataset, computed once, into a token store.
+
+One process, `--nproc N` processes, or torchrun/SLURM ranks on one or many nodes (the output
+directory on a shared filesystem): rank r takes the dataset indices i with i % world == r,
+in dataset order. DataLoader workers read, validate and normalize inputs while the encoder
+runs; the encoder runs under inference mode (and bf16 autocast on a GPU). Each rank commits
+its own shards (see `tokcore.tokens.store`); when all are done, rank 0 writes the manifest.
+
+Resumption: a restarted run (same checkpoint weights and dataset) first discards what a
+killed run left half-written and any shard whose checksum fails, then skips every key found
+in the remaining shards, so the finished store holds each sample exactly once, whatever the
+number of processes of each attempt. A finished store is not redone.
+
+A sample whose loading raises (a truncated file, a corrupt .npy), fails validation (wrong
+shape, NaN) or makes the encoder fail is recorded with the reason and skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from tokcore.errors import ConfigError, InputError, TokcoreError
+from tokcore.io import atomic_write_json
+from tokcore.tokens.store import (FORMAT, JOB, MANIFEST, SHARDS, list_shards, read_shard_index, sha256_file,
+                                  shard_is_intact, token_dtype)
+from tokcore.tokens.writer import ShardWriter
+
+LONG_TIMEOUT_S = 7 * 24 * 3600.0  # ranks wait for the slowest one at the end
+
+
+@dataclass
+class Options:
+    """How to run (none of this changes the tokens).
+
+    Args:
+        batch_size: samples per encoder call (per process).
+        workers: DataLoader worker processes that load and prepare inputs (per process).
+        shard_samples: samples per shard at most.
+        shard_bytes: token bytes per shard at most (bounds the memory a rank holds).
+        device: "auto" (CUDA when present), "cpu" or "cuda".
+        precision: "auto" (bf16 autocast on a GPU, fp32 on CPU), "fp32", "bf16" or "fp16".
+        latent_dtype: how continuous latents are stored: "float32" or "float16".
+        progress: show a progress bar (rank 0).
+    """
+
+    batch_size: int = 64
+    workers: int = 2
+    shard_samples: int = 4096
+    shard_bytes: int = 64 << 20
+    device: str = "auto"
+    precision: str = "auto"
+    latent_dtype: str = "float32"
+    progress: bool = True
+
+
+@dataclass
+class Job:
+    """What is tokenized: fixed for the life of a store (a resumed run must match it)."""
+
+    checkpoint: str
+    weights: str
+    weights_sha256: str
+    data: dict[str, Any]
+    latent_dtype: str = "float32"
+
+    def record(self) -> dict[str, Any]:
+        return {"format": FORMAT, **asdict(self)}
+
+    def matches(self, other: dict[str, Any]) -> str | None:
+        """Why a store made for `other` cannot be continued by this job, or None."""
+        if other.get("weights_sha256") != self.weights_sha256:
+            return f"was made with other tokenizer weights ({other.get('weights')})"
+        if other.get("data") != self.data:
+            return f"was made from another dataset config ({json.dumps(other.get('data'), sort_keys=True)})"
+        if other.get("latent_dtype") != self.latent_dtype:
+            return f"stores latents as {other.get('latent_dtype')}"
+        return None
+
+
+@dataclass
+class Summary:
+    output: str
+    samples: int = 0           # in the store
+    failed: int = 0            # inputs recorded as failed
+    new: int = 0               # samples tokenized by this run (this process)
+    resumed: int = 0           # samples or failures found from an earlier run
+    seconds: float = 0.0
+    already_complete: bool = False
+    exports: dict[str, str] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.new / self.seconds if self.seconds > 0 else 0.0
+
+
+# -- the job from a checkpoint -------------------------------------------------------------------
+def weights_file(ckpt: Path, ema: bool = True) -> Path:
+    """The weights load_tokenizer uses: the EMA weights when the run kept them."""
+    w = ckpt / "model_ema.safetensors"
+    return w if ema and w.is_file() else ckpt / "model.safetensors"
+
+
+def data_config(ckpt: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The dataset config of the checkpoint's run, with `data.KEY=VALUE` overrides; the split
+    is "all" unless an override names one."""
+    from tokcore import config, registry
+
+    for item in overrides:
+        if not item.split("=", 1)[0].strip().startswith("data."):
+            raise ConfigError(f"'{item}': tokenize takes dataset overrides only (data.KEY=VALUE)",
+                              file=config.COMMAND_LINE)
+    path = ckpt / "config.yaml"
+    if not path.is_file():
+        raise TokcoreError(f"{ckpt}: the checkpoint has no config.yaml to take the dataset from")
+    cfg = config.load(path, overrides).data
+    if "data" not in cfg:
+        raise ConfigError("missing 'data'; give the dataset on the command line (data.name=... data.path=...)",
+                          file=str(path))
+    data = dict(cfg["data"])
+    if not any(o.split("=", 1)[0].strip() == "data.split" for o in overrides):
+        from tokcore.params import params_of
+
+        names = {p.name for p in params_of(registry.get("dataset", data["name"]))[0]}
+        if "split" in names:
+            data["split"] = "all"
+    return data
+
+
+def make_job(checkpoint: str | Path, overrides: Sequence[str] = (), *, latent_dtype: str = "float32",
+             data: dict[str, Any] | None = None) -> Job:
+    from tokcore.train.checkpoint import resolve_checkpoint
+
+    ckpt = resolve_checkpoint(checkpoint).resolve()
+    w = weights_file(ckpt)
+    if latent_dtype not in ("float32", "float16"):
+        raise ConfigError(f"latent dtype '{latent_dtype}' is not supported; use float32 or float16")
+    return Job(str(ckpt), w.name, sha256_file(w), data if data is not None else data_config(ckpt, overrides),
+               latent_dtype)
+
+
+# -- data side (runs in DataLoader workers) ---------------------------------------------------------
+def sample_key(dataset: Any, index: int) -> str:
+    try:
+        return str(dataset.key(index))
+    except Exception:  # a sample that cannot even name itself is recorded under its index
+        return f"#{index}"
+
+
+def plain(value: Any) -> Any:
+    """Metadata as JSON values."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (np.ndarray, Tensor)):
+        return plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+class _Guarded(torch.utils.data.Dataset):
+    """dataset[i] with errors turned into failure records."""
+
+    def __init__(self, dataset: Any):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        key = sample_key(self.dataset, index)
+        try:
+            s = self.dataset[index]
+            return {"index": index, "key": key, "input": s["input"], "meta": s.get("meta") or {}}
+        except Exception as err:
+            return {"index": index, "key": key, "error": f"{key}: cannot load: {type(err).__name__}: {err}"}
+
+
+class Prepare:
+    """Collate for tokenize: group samples by shape, validate, stack and normalize.
+
+    Samples of different shapes go to separate groups (each one encoder call) instead of
+    failing. A group is validated in one batched call (every check is per sample, so the
+    batch passes exactly when each sample does); only when it fails are its samples checked
+    one by one, and those that fail become failure records with the reason."""
+
+    def __init__(self, modality: Any):
+        self.modality = modality
+
+    def _validate(self, x: Tensor, name: str, batched: bool) -> Tensor:
+        if self.modality is not None:
+            return self.modality.validate(x, sample=name, batched=batched)
+        x = x.float()
+        if not bool(torch.isfinite(x).all()):
+            raise InputError(f"{name}: input has NaN or inf; clean or mask the data")
+        return x
+
+    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+        failed, groups = [], {}
+        for s in samples:
+            if "error" in s:
+                failed.append({"index": s["index"], "error": s["error"]})
+                continue
+            try:
+                x = torch.as_tensor(s["input"])
+            except Exception as err:
+                failed.append({"index": s["index"], "error": f"{s['key']}: invalid input: {type(err).__name__}: {err}"})
+                continue
+            groups.setdefault((tuple(x.shape), x.dtype), []).append((s, x))
+        out = []
+        for members in groups.values():
+            try:
+                x = self._validate(torch.stack([x for _, x in members]), "batch", batched=True)
+            except Exception:  # find the samples at fault
+                kept = []
+                for s, x in members:
+                    try:
+                        kept.append((s, self._validate(x, s["key"], batched=False)))
+                    except Exception as err:
+                        failed.append({"index": s["index"], "error": str(err) if isinstance(err, InputError)
+                                       else f"{s['key']}: invalid input: {type(err).__name__}: {err}"})
+                if not kept:
+                    continue
+                members, x = kept, torch.stack([x for _, x in kept])
+            if self.modality is not None:
+                x = self.modality.normalize(x)
+            out.append({"input": x, "indices": [s["index"] for s, _ in members],
+                        "meta": [plain(s["meta"]) for s, _ in members]})
+        failed.sort(key=lambda f: f["index"])
+        return {"groups": out, "failed": failed}
+
+
+# -- progress ------------------------------------------------------------------------------------------
+class Progress:
+    """A tqdm bar (samples/s, ETA) on a terminal; a line every `every_s` seconds otherwise."""
+
+    def __init__(self, total: int, enabled: bool, every_s: float = 30.0):
+        self.total, self.enabled, self.every_s = total, enabled, every_s
+        self.n, self.start, self.last = 0, time.time(), time.time()
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="sample", desc="tokenize", dynamic_ncols=True, smoothing=0.1)
+
+    def update(self, n: int) -> None:
+        self.n += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.enabled and time.time() - self.last >= self.every_s:
+            self.last = time.time()
+            rate = self.n / max(self.last - self.start, 1e-9)
+            eta = (self.total - self.n) / rate if rate > 0 else float("inf")
+            print(f"tokenize: {self.n}/{self.total} samples, {rate:.1f}/s, ETA {eta:.0f}s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- encoding ------------------------------------------------------------------------------------------
+def autocast(device: torch.device, precision: str) -> Any:
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision not in ("bf16", "fp16"):
+        raise ConfigError(f"precision '{precision}' is unknown; use auto, fp32, bf16 or fp16")
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def encode_group(tok: Any, x: Tensor, amp: Any) -> list[np.ndarray]:
+    """Token arrays of a stacked group, one per sample (valid tokens only when masked)."""
+    with torch.inference_mode(), amp:
+        t = tok.encode_normalized(x)
+    data = t.data.float() if t.indices is None else t.data
+    data = data.cpu().numpy()
+    mask = t.mask.cpu().numpy() if t.mask is not None else None
+    return [data[b][mask[b]] if mask is not None else data[b] for b in range(len(data))]
+
+
+def _check_range(arr: np.ndarray, codebook_size: int | None) -> None:
+    if codebook_size is not None and arr.size and (arr.min() < 0 or arr.max() >= codebook_size):
+        raise RuntimeError(f"the quantizer returned indices outside [0, {codebook_size})")
+
+
+# -- one rank --------------------------------------------------------------------------------------------
+def _prepare_store(out: Path, job: Job) -> None:
+    """Rank 0: record the job (or check it matches), discard remains of a killed run."""
+    recorded = out / JOB
+    if not recorded.is_file():
+        atomic_write_json(recorded, job.record())
+    folder = out / SHARDS
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in folder.iterdir():
+        if p.name.startswith("."):  # a temporary file of a killed writer
+            p.unlink(missing_ok=True)
+    for index in sorted(folder.glob("*.json")):
+        data = read_shard_index(index)
+        if data is None or not shard_is_intact(index, data, checksum=True):
+            print(f"tokcore: discarding damaged shard {index.stem} (its samples are tokenized again)",
+                  file=sys.stderr)
+            index.unlink(missing_ok=True)
+            index.with_suffix(".bin").unlink(missing_ok=True)
+    for binary in folder.glob("*.bin"):  # written, but its index never was: not committed
+        if not binary.with_suffix(".json").is_file():
+            binary.unlink(missing_ok=True)
+
+
+def _check_job(out: Path, job: Job) -> None:
+    recorded = out / JOB
+    if recorded.is_file():
+        why = job.matches(json.loads(recorded.read_text(encoding="utf-8")))
+        if why:
+            raise TokcoreError(f"{out} holds a token store that {why}; choose another --output or delete it")
+    elif out.exists() and any(not p.name.startswith(".") and p.name != SHARDS for p in out.iterdir()):
+        raise TokcoreError(f"{out} exists and is not a token store; choose another --output")
+
+
+def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary:
+    """Tokenize this rank's share (one process, or one rank of a distributed run)."""
+    from tokcore import registry
+    from tokcore.load import load_tokenizer
+    from tokcore.train.distributed import barrier, process_group
+
+    start = time.time()
+    with process_group(opts.device, timeout_s=LONG_TIMEOUT_S) as ctx:
+        _check_job(out, job)
+        if dataset is None:
+            try:
+                dataset = registry.build("dataset", job.data)
+            except ConfigError as err:
+                raise err.located(prefix="data") from None
+        n = len(dataset)
+        keys = [sample_key(dataset, i) for i in range(n)]
+        seen: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            if k in seen:
+                raise TokcoreError(f"dataset keys must be unique: '{k}' is the key of samples {seen[k]} and {i}")
+            seen[k] = i
+        barrier(ctx)  # every rank checked the job before rank 0 writes it
+        if ctx.is_main:
+            _prepare_store(out, job)
+        barrier(ctx)
+
+        done: set[str] = set()
+        for _, data in list_shards(out / SHARDS):
+            done.update(e["key"] for e in data["samples"])
+            done.update(e["key"] for e in data["failed"])
+        mine = range(ctx.rank, n, ctx.world_size)
+        pending = [i for i in mine if keys[i] not in done]
+        summary = Summary(str(out), resumed=len(done))
+
+        # The workers start (and read ahead) before the model is loaded: they do not inherit
+        # its memory, and a large checkpoint loads while the first batches are prepared.
+        batches = [pending[i:i + opts.batch_size] for i in range(0, len(pending), opts.batch_size)]
+        cuda = ctx.device.type == "cuda"
+        loader = DataLoader(_Guarded(dataset), batch_sampler=batches, collate_fn=Prepare(_modality(job)),
+                            num_workers=opts.workers, pin_memory=cuda,
+                            prefetch_factor=4 if opts.workers > 0 else None)
+        stream = iter(loader)
+        tok = load_tokenizer(job.checkpoint, device=ctx.device)
+        q = tok.quantizer
+        codebook = q.codebook_size if q.is_discrete else None
+        dtype = token_dtype(codebook, job.latent_dtype)
+        writer = ShardWriter(out / SHARDS, f"rank{ctx.rank}", dtype, max_samples=opts.shard_samples,
+                             max_bytes=opts.shard_bytes)
+        amp = autocast(ctx.device, opts.precision)
+        progress = Progress(len(pending), ctx.is_main and opts.progress)
+        try:
+            for batch in stream:
+                for f in batch["failed"]:
+                    writer.fail(keys[f["index"]], f["index"], f["error"])
+                for g in batch["groups"]:
+                    x = g["input"].to(ctx.device, non_blocking=cuda)
+                    items = list(zip(g["indices"], g["meta"]))
+                    try:
+                        arrays = encode_group(tok, x, amp)
+                        results = [(i, m, a, None) for (i, m), a in zip(items, arrays)]
+                    except Exception:  # find the sample(s) that break the encoder
+                        results = []
+                        for b, (i, m) in enumerate(items):
+                            try:
+                                results.append((i, m, encode_group(tok, x[b:b + 1], amp)[0], None))
+                            except Exception as err:
+                                results.append((i, m, None, f"{keys[i]}: cannot encode: {type(err).__name__}: {err}"))
+                    for i, m, a, err in results:
+                        if a is None:
+                            writer.fail(keys[i], i, str(err))
+                        else:
+                            _check_range(a, codebook)
+                            writer.add(keys[i], i, a, m)
+                progress.update(sum(len(g["indices"]) for g in batch["groups"]) + len(batch["failed"]))
+            writer.close()
+        finally:
+            progress.close()
+        summary.new = progress.n
+        barrier(ctx)
+        if ctx.is_main:
+            finalize(out, job, tok, n, keys, dtype)
+        summary.seconds = time.time() - start
+    return summary
+
+
+def _modality(job: Job) -> Any:
+    """The checkpoint's modality spec (from tokenizer.json, without loading the model)."""
+    from tokcore import registry
+
+    meta = json.loads((Path(job.checkpoint) / "tokenizer.json").read_text(encoding="utf-8"))
+    return registry.build("modality", meta["modality"]) if meta.get("modality") else None
+
+
+def finalize(out: Path, job: Job, tok: Any, n: int, keys: list[str], dtype: np.dtype) -> dict[str, Any]:
+    """Rank 0, once every rank is done: check that each sample is in exactly once, then write
+    the manifest (which marks the store complete)."""
+    folder = out / SHARDS
+    for p in folder.iterdir():  # leftovers of ranks of an earlier attempt that nobody resumed
+        if p.name.startswith(".") or (p.suffix == ".bin" and not p.with_suffix(".json").is_file()):
+            p.unlink(missing_ok=True)
+    shards, failed, shapes, seen = [], [], set(), {}
+    for index, data in list_shards(folder):
+        if np.dtype(data["dtype"]) != dtype:
+            raise RuntimeError(f"shard {index.stem} holds {data['dtype']}, not {dtype.str}")
+        for e in data["samples"] + data["failed"]:
+            if e["key"] in seen:
+                raise RuntimeError(f"key {e['key']!r} is in shards {seen[e['key']]} and {index.stem}")
+            seen[e["key"]] = index.stem
+        shapes.update(tuple(e["shape"]) for e in data["samples"])
+        failed += data["failed"]
+        shards.append({"name": data["name"], "samples": len(data["samples"]), "failed": len(data["failed"]),
+                       "bytes": data["bytes"], "sha256": data["sha256"]})
+    missing = [k for k in keys if k not in seen]
+    if missing or len(seen) != n:
+        raise RuntimeError(f"the store misses {len(missing)} of {n} samples (first: {missing[:3]}); run again to resume")
+    info = tok.info()
+    manifest = {
+        "format": FORMAT,
+        "tokcore_version": _version(),
+        "checkpoint": job.checkpoint,
+        "weights": job.weights,
+        "weights_sha256": job.weights_sha256,
+        "data": job.data,
+        "kind": "indices" if tok.quantizer.is_discrete else "latents",
+        "dtype": dtype.str,
+        "codebook_size": tok.quantizer.codebook_size,
+        "index_shape": list(tok.quantizer.index_shape),
+        "token_shape": list(next(iter(shapes))) if len(shapes) == 1 else None,
+        "variable_shape": len(shapes) > 1,
+        "modality": info.get("modality"),
+        "input_shape": info.get("input_shape"),
+        "num_samples": sum(s["samples"] for s in shards),
+        "num_failed": len(failed),
+        "failed": sorted(failed, key=lambda f: (f["index"], f["key"])),
+        "shards": shards,
+    }
+    atomic_write_json(out / MANIFEST, manifest)
+    return manifest
+
+
+def _version() -> str:
+    from tokcore._version import __version__
+
+    return __version__
+
+
+# -- entry point -------------------------------------------------------------------------------------------
+class WorkerFailed(RuntimeError):
+    pass
+
+
+def _worker(job: dict[str, Any], out: str, opts: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return {"summary": asdict(run_rank(Job(**job), Path(out), Options(**opts)))}
+    except TokcoreError as err:
+        return {"usage_error": str(err)}
+    except BaseException:
+        traceback.print_exc()
+        raise  # the launcher stops the other ranks
+
+
+def _spawn(job: Job, out: Path, opts: Options, nproc: int) -> list[Summary]:
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    from tokcore.train.distributed import free_port
+
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"tokcore-{uuid.uuid4().hex[:8]}",
+                       rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", max_restarts=0,
+                       monitor_interval=0.2, start_method="spawn")
+    try:
+        results = elastic_launch(cfg, _worker)(asdict(job), str(out), asdict(opts))
+    except ChildFailedError as err:
+        ranks = ", ".join(str(r) for r in sorted(err.failures))
+        raise WorkerFailed(f"tokenize failed on rank {ranks} (its traceback is above)") from None
+    for rank in sorted(results):
+        if "usage_error" in results[rank]:
+            raise TokcoreError(results[rank]["usage_error"])
+    return [Summary(**results[r]["summary"]) for r in sorted(results)]
+
+
+def _launched() -> bool:
+    return "WORLD_SIZE" in os.environ or "SLURM_NTASKS" in os.environ
+
+
+def is_main_process() -> bool:
+    from tokcore.train.distributed import from_environment
+
+    return not _launched() or from_environment("cpu")[0] == 0
+
+
+def tokenize(checkpoint: str | Path, output: str | Path, overrides: Sequence[str] = (), *,
+             formats: Iterable[str] = (), nproc: int = 1, options: Options | None = None,
+             dataset: Any = None, data: dict[str, Any] | None = None) -> Summary:
+    """Tokenize a dataset into the token store `output` (resuming it if a run was cut short),
+    then export it to each of `formats` (`output/<format>/`).
+
+    The dataset is the checkpoint run's `data:` config with `data.KEY=VALUE` `overrides`, or
+    `data` (a dataset config), or `dataset` (an object; one process only).
+    """
+    from tokcore.tokens.export import FORMATS, export
+    from tokcore.tokens.store import TokenStore
+
+    opts = options or Options()
+    formats = list(dict.fromkeys(formats))
+    for f in formats:
+        if f not in FORMATS:
+            raise TokcoreError(f"unknown format '{f}'; choose from {', '.join(FORMATS)}")
+    if opts.batch_size < 1 or opts.workers < 0 or nproc < 1:
+        raise TokcoreError("batch size and --nproc must be at least 1, workers at least 0")
+    if dataset is not None and data is None:
+        data = {"object": f"{type(dataset).__module__}.{type(dataset).__qualname__}", "length": len(dataset)}
+    job = make_job(checkpoint, overrides, latent_dtype=opts.latent_dtype, data=data)
+    out = Path(output)
+    start = time.time()
+    if (out / MANIFEST).is_file():
+        _check_job(out, job)
+        summary = Summary(str(out), already_complete=True)
+    elif nproc > 1 and not _launched():
+        if dataset is not None:
+            raise TokcoreError("a dataset object can be tokenized by one process only; give a data config for --nproc")
+        ranks = _spawn(job, out, opts, nproc)
+        summary = Summary(str(out), new=sum(r.new for r in ranks), resumed=ranks[0].resumed)
+    else:
+        summary = run_rank(job, out, opts, dataset)
+    summary.seconds = time.time() - start
+    if not is_main_process():
+        return summary
+    store = TokenStore(out)
+    summary.samples, summary.failed, summary.failures = len(store), len(store.failed), store.failed
+    for f in formats:
+        for stale in out.glob(f".{f}.*.tmp"):  # an export that was killed half-way
+            shutil.rmtree(stale, ignore_errors=True)
+        export(store, f, out / f)
+        summary.exports[f] = str(out / f)
+    return summary
