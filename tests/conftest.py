@@ -37,7 +37,7 @@ def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
              requires: tuple[str, ...] | list[str] = ("tokcore>=0.1,<0.2",), modules: dict[str, str] | None = None) -> Path:
         info = root / f"{name.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
-        meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+        meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
         meta += [f"Requires-Dist: {r}" for r in requires]
         (info / "METADATA").write_text("\n".join(meta) + "\n")
         eps = "".join(f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in e.items()) for g, e in entry_points.items())

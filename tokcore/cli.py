@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from tokcore import registry
 from tokcore._version import __version__
@@ -313,6 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tokcore: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tokcore list | head`: the reader left; not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except Exception as err:  # a runtime failure: exit 1, traceback only when asked
         if debug:
             traceback.print_exc()

@@ -19,7 +19,6 @@ import yaml
 from safetensors.torch import load_file
 
 import tokcore
-from tokcore import registry
 from tokcore.cli import main
 from tokcore.losses import ReconstructionLoss
 from tokcore.train.log import read_metrics
@@ -312,3 +311,20 @@ def test_a_trainer_with_two_optimizers_steps_both_and_resumes_them(tmp_path, tok
     assert main(["train", "--config", str(cfg), "trainer.name=with_critic", "--output", str(resumed), "--resume"]) == 0
     assert_same_weights(load_file(str(resumed / "checkpoints/step-4/trainer.safetensors")), critic)
     assert_same_weights(weights(resumed, 4), weights(run, 4))
+
+
+def test_a_corrupt_training_file_is_recorded_and_skipped(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i, walk in enumerate(walks(24)):
+        np.save(folder / f"{i:02d}.npy", walk)
+    (folder / "07.npy").write_bytes(b"\x93NUMPY truncated")
+    cfg = yaml.safe_load(write_config(tmp_path, steps=6, batch_size=4).read_text())
+    cfg["data"] = {"name": "npy_folder", "path": str(folder), "val_fraction": 0.25}
+    path = tmp_path / "folder.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--output", str(run)]) == 0
+    failed = [json.loads(line) for line in (run / "failed_samples.rank0.jsonl").read_text().splitlines()]
+    assert {f["key"] for f in failed} == {"07"}
+    assert "cannot load" in failed[0]["error"]

@@ -17,15 +17,10 @@ shape, NaN) or makes the encoder fail is recorded with the reason and skipped.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import os
 import shutil
 import sys
 import time
-import traceback
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -35,8 +30,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from tokcore.data import GuardedDataset, sample_key
 from tokcore.errors import ConfigError, InputError, TokcoreError
 from tokcore.io import atomic_write_json
+from tokcore.launch import autocast, launched, spawn
 from tokcore.tokens.store import (FORMAT, JOB, MANIFEST, SHARDS, list_shards, read_shard_index, sha256_file,
                                   shard_is_intact, token_dtype)
 from tokcore.tokens.writer import ShardWriter
@@ -156,13 +153,6 @@ def make_job(checkpoint: str | Path, overrides: Sequence[str] = (), *, latent_dt
 
 
 # -- data side (runs in DataLoader workers) ---------------------------------------------------------
-def sample_key(dataset: Any, index: int) -> str:
-    try:
-        return str(dataset.key(index))
-    except Exception:  # a sample that cannot even name itself is recorded under its index
-        return f"#{index}"
-
-
 def plain(value: Any) -> Any:
     """Metadata as JSON values."""
     if isinstance(value, dict):
@@ -176,24 +166,6 @@ def plain(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
-
-
-class _Guarded(torch.utils.data.Dataset):
-    """dataset[i] with errors turned into failure records."""
-
-    def __init__(self, dataset: Any):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        key = sample_key(self.dataset, index)
-        try:
-            s = self.dataset[index]
-            return {"index": index, "key": key, "input": s["input"], "meta": s.get("meta") or {}}
-        except Exception as err:
-            return {"index": index, "key": key, "error": f"{key}: cannot load: {type(err).__name__}: {err}"}
 
 
 class Prepare:
@@ -279,16 +251,6 @@ class Progress:
 
 
 # -- encoding ------------------------------------------------------------------------------------------
-def autocast(device: torch.device, precision: str) -> Any:
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision not in ("bf16", "fp16"):
-        raise ConfigError(f"precision '{precision}' is unknown; use auto, fp32, bf16 or fp16")
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
 def encode_group(tok: Any, x: Tensor, amp: Any) -> list[np.ndarray]:
     """Token arrays of a stacked group, one per sample (valid tokens only when masked)."""
     with torch.inference_mode(), amp:
@@ -375,7 +337,7 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary
         # its memory, and a large checkpoint loads while the first batches are prepared.
         batches = [pending[i:i + opts.batch_size] for i in range(0, len(pending), opts.batch_size)]
         cuda = ctx.device.type == "cuda"
-        loader = DataLoader(_Guarded(dataset), batch_sampler=batches, collate_fn=Prepare(_modality(job)),
+        loader = DataLoader(GuardedDataset(dataset), batch_sampler=batches, collate_fn=Prepare(_modality(job)),
                             num_workers=opts.workers, pin_memory=cuda,
                             prefetch_factor=4 if opts.workers > 0 else None)
         stream = iter(loader)
@@ -484,50 +446,19 @@ def _version() -> str:
 
 
 # -- entry point -------------------------------------------------------------------------------------------
-class WorkerFailed(RuntimeError):
-    pass
-
-
 def _worker(job: dict[str, Any], out: str, opts: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return {"summary": asdict(run_rank(Job(**job), Path(out), Options(**opts)))}
-    except TokcoreError as err:
-        return {"usage_error": str(err)}
-    except BaseException:
-        traceback.print_exc()
-        raise  # the launcher stops the other ranks
+    return asdict(run_rank(Job(**job), Path(out), Options(**opts)))
 
 
 def _spawn(job: Job, out: Path, opts: Options, nproc: int) -> list[Summary]:
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
-    from tokcore.train.distributed import free_port
-
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"tokcore-{uuid.uuid4().hex[:8]}",
-                       rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", max_restarts=0,
-                       monitor_interval=0.2, start_method="spawn")
-    try:
-        results = elastic_launch(cfg, _worker)(asdict(job), str(out), asdict(opts))
-    except ChildFailedError as err:
-        ranks = ", ".join(str(r) for r in sorted(err.failures))
-        raise WorkerFailed(f"tokenize failed on rank {ranks} (its traceback is above)") from None
-    for rank in sorted(results):
-        if "usage_error" in results[rank]:
-            raise TokcoreError(results[rank]["usage_error"])
-    return [Summary(**results[r]["summary"]) for r in sorted(results)]
-
-
-def _launched() -> bool:
-    return "WORLD_SIZE" in os.environ or "SLURM_NTASKS" in os.environ
+    results = spawn(_worker, (asdict(job), str(out), asdict(opts)), nproc)
+    return [Summary(**results[r]) for r in sorted(results)]
 
 
 def is_main_process() -> bool:
     from tokcore.train.distributed import from_environment
 
-    return not _launched() or from_environment("cpu")[0] == 0
+    return not launched() or from_environment("cpu")[0] == 0
 
 
 def tokenize(checkpoint: str | Path, output: str | Path, overrides: Sequence[str] = (), *,
@@ -557,7 +488,7 @@ def tokenize(checkpoint: str | Path, output: str | Path, overrides: Sequence[str
     if (out / MANIFEST).is_file():
         _check_job(out, job)
         summary = Summary(str(out), already_complete=True)
-    elif nproc > 1 and not _launched():
+    elif nproc > 1 and not launched():
         if dataset is not None:
             raise TokcoreError("a dataset object can be tokenized by one process only; give a data config for --nproc")
         ranks = _spawn(job, out, opts, nproc)

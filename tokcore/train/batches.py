@@ -24,6 +24,9 @@ class Collate:
         keys, xs, failed = [], [], []
         for s in samples:
             key = str(s.get("key", "?"))
+            if "error" in s:  # the dataset could not load it (see GuardedDataset)
+                failed.append({"key": key, "error": s["error"]})
+                continue
             try:
                 x = torch.as_tensor(s["input"])
                 if self.modality is not None:

@@ -23,13 +23,14 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
 from tokcore import registry
 from tokcore.config import dump
+from tokcore.data import GuardedDataset
 from tokcore.errors import ConfigError, TokcoreError
 from tokcore.io import atomic_write_text
+from tokcore.launch import autocast as mixed_precision
 from tokcore.modality import write_array_samples
 from tokcore.tokenizer import Tokenizer, build_tokenizer
 from tokcore.train import checkpoint as ckpt
@@ -109,12 +110,6 @@ def tokenizer_meta(model: Tokenizer, config: dict[str, Any]) -> dict[str, Any]:
             "plugins": versions}
 
 
-def _autocast(ctx: Context, precision: str) -> Any:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(ctx.device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
 def _freeze(model: Tokenizer, parts: list[str]) -> None:
     for part in parts:
         getattr(model, part).requires_grad_(False)
@@ -140,7 +135,7 @@ def _val_batches(dataset: Any, s: TrainSettings, ctx: Context, collate: Collate)
     batches = [shard[i:i + s.batch_size] for i in range(0, len(shard), s.batch_size)]
     if s.eval_batches > 0:
         batches = batches[: s.eval_batches]
-    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=0)
+    loader = DataLoader(GuardedDataset(dataset), batch_sampler=batches, collate_fn=collate, num_workers=0)
     for batch in loader:
         yield to_device(batch, ctx.device)
 
@@ -216,7 +211,7 @@ def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings
                                start_step=start_step)
     # The loader gets its own generator: it must not draw from the global RNG, or a resumed
     # run would consume random numbers the uninterrupted run did not.
-    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=s.num_workers,
+    loader = DataLoader(GuardedDataset(train_set), batch_sampler=sampler, collate_fn=collate, num_workers=s.num_workers,
                         pin_memory=ctx.device.type == "cuda", generator=torch.Generator().manual_seed(seed),
                         persistent_workers=s.num_workers > 0)
     batches = iter(loader)
@@ -230,7 +225,7 @@ def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings
     pm, _ = plugin_manager()
     run_info = Run(config, run_dir, model, ctx, start_step)
     pm.hook.tokcore_train_start(run=run_info)
-    autocast = _autocast(ctx, s.precision)
+    autocast = mixed_precision(ctx.device, s.precision)
     meta = tokenizer_meta(model, config)
     failed_log = run_dir / f"failed_samples.rank{ctx.rank}.jsonl"
     metrics: dict[str, float] = {}
@@ -281,7 +276,11 @@ def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings
                 if batch["failed"]:
                     with open(failed_log, "a", encoding="utf-8") as f:
                         f.writelines(json.dumps({"step": step, **x}) + "\n" for x in batch["failed"])
-                micro.append(to_device(batch, ctx.device))
+                if batch["input"] is not None:  # None: every sample of it failed (recorded above)
+                    micro.append(to_device(batch, ctx.device))
+            if not micro:
+                log.message(f"step {step}: no loadable sample in this step's batch; skipped")
+                continue
             if s.multires:
                 lo, hi, inc = s.multires
                 size = random.Random(seed * 7919 + step).randrange(lo, hi + 1, inc)
