@@ -106,3 +106,15 @@ def test_pose_loss_geodesic_is_the_angle_and_respects_the_mask():
     assert torch.isfinite(exact.grad).all()
     six = CameraPoseLoss(translation="l2", rotation="6d")(pred, target)
     assert float(six.terms["translation"]) == pytest.approx(1.0)
+
+
+def test_velocity_term_sees_jitter_that_per_frame_errors_hide():
+    target = torch.zeros(1, 6, 9)
+    target[..., 0] = target[..., 4] = 1.0
+    smooth, jitter = target.clone(), target.clone()
+    smooth[..., 6] += 0.1
+    jitter[..., 6] += torch.tensor([0.1, -0.1, 0.1, -0.1, 0.1, -0.1])
+    loss = CameraPoseLoss(velocity_weight=1.0)
+    a, b = loss(smooth, target), loss(jitter, target)
+    assert float(a.terms["translation"]) == pytest.approx(float(b.terms["translation"]))
+    assert float(a.terms["velocity"]) == 0.0 and float(b.terms["velocity"]) > 0.0

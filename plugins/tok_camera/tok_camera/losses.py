@@ -26,18 +26,23 @@ class CameraPoseLoss(Loss):
     """Pose reconstruction loss on `(B, T, 9)` (6D rotation, then translation): the mean
     translation error (L1 or L2, in the modality's scaled units) plus a rotation loss, either
     the geodesic angle in radians between the rotations the 6D values stand for, or L1/L2 on
-    the 6D values themselves. Masks `(B, T)` or `(B, T, 9)` select valid frames.
+    the 6D values themselves. An optional velocity term compares frame-to-frame differences
+of all 9 values (same kind as translation), which penalizes jitter that per-frame errors
+barely see and that relative errors (RTE, RRE) measure. Masks `(B, T)` or `(B, T, 9)`
+select valid frames (a difference counts when both of its frames are valid).
 
     Args:
         translation: "l1" or "l2" on the translation.
         rotation: "geodesic" (angle between rotations) or "6d" (same kind as translation, on the 6D values).
         translation_weight: factor on the translation term.
         rotation_weight: factor on the rotation term.
+        velocity_weight: factor on the frame-to-frame difference term (0: off).
     """
 
     def __init__(self, translation: Literal["l1", "l2"] = "l1", rotation: Literal["geodesic", "6d"] = "geodesic",
-                 translation_weight: float = 1.0, rotation_weight: float = 1.0):
+                 translation_weight: float = 1.0, rotation_weight: float = 1.0, velocity_weight: float = 0.0):
         super().__init__()
+        self.velocity_weight = velocity_weight
         self.translation, self.rotation = translation, rotation
         self.translation_weight, self.rotation_weight = translation_weight, rotation_weight
 
@@ -54,7 +59,13 @@ class CameraPoseLoss(Loss):
         else:
             rot = masked_mean(self._elementwise(pred[..., :6], target[..., :6]).mean(-1), mask)
         loss = self.translation_weight * trans + self.rotation_weight * rot
-        return LossOutput(loss, {"translation": trans.detach(), "rotation": rot.detach()})
+        terms = {"translation": trans.detach(), "rotation": rot.detach()}
+        if self.velocity_weight:
+            pair = None if mask is None else mask[:, 1:] & mask[:, :-1]
+            vel = masked_mean(self._elementwise(pred.diff(dim=1), target.diff(dim=1)).mean(-1), pair)
+            loss = loss + self.velocity_weight * vel
+            terms["velocity"] = vel.detach()
+        return LossOutput(loss, terms)
 
     def example_input(self, batch_size: int = 2) -> tuple[Tensor, Tensor]:
         from tok_camera.modality import CameraModality
