@@ -13,8 +13,9 @@ from tokcore.io import atomic_write_bytes
 def plot_trajectories(target: np.ndarray, recon: np.ndarray, path: Path,
                       extra: dict[str, np.ndarray] | None = None, max_clips: int = 4) -> Path:
     """One row per clip (at most `max_clips`): the camera path seen from above (x, z: the
-    first frame's right and forward axes, OpenCV convention) with viewing directions, the
-    height over time (-y, since y points down), and the yaw over time. Poses `(B, T, 4, 4)`,
+    first frame's right and forward axes, OpenCV convention) with viewing directions, -y
+    over time (up in the first frame's camera axes, tilted when that camera looks down), and
+    the yaw over time. Poses `(B, T, 4, 4)`,
     relative to the first frame; `extra`: further reconstructions by name, drawn dashed."""
     import matplotlib
 
@@ -47,7 +48,7 @@ def plot_trajectories(target: np.ndarray, recon: np.ndarray, path: Path,
         axes[i, 1].set_xlabel("frame")
         axes[i, 2].set_xlabel("frame")
     axes[0, 0].set_title("path from above, with viewing direction")
-    axes[0, 1].set_title("height -y (cm)")
+    axes[0, 1].set_title("-y in the first frame's camera axes (cm)")
     axes[0, 2].set_title("yaw (deg)")
     axes[0, 0].legend(loc="best", fontsize="small")
     fig.tight_layout()
