@@ -3,7 +3,12 @@ not installed gets `pip install tok-...` instead of "unknown". A test keeps this
 to the plugins' own entry points."""
 
 FIRST_PARTY: dict[tuple[str, str], str] = {
+    ("dataset", "camera_files"): "tok-camera",
+    ("dataset", "camera_synthetic"): "tok-camera",
+    ("dataset", "gaze_files"): "tok-gaze",
+    ("dataset", "gaze_synthetic"): "tok-gaze",
     ("decoder", "triplane"): "tok-coordtok",
+    ("loss", "camera_pose"): "tok-camera",
     ("modality", "camera"): "tok-camera",
     ("modality", "depth"): "tok-depth",
     ("modality", "gaze"): "tok-gaze",

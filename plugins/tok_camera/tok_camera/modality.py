@@ -8,11 +8,13 @@ Decoding returns poses relative to the clip's first frame.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import Tensor
 
 from tokcore.errors import InputError
-from tokcore.modality import Modality
+from tokcore.modality import Modality, write_array_samples
 
 
 def rotation_to_6d(r: Tensor) -> Tensor:
@@ -83,6 +85,24 @@ class CameraModality(Modality):
         poses[..., :3, 3] = y[..., 6:9] * self.scale
         poses[..., 3, 3] = 1.0
         return poses if batched else poses[0]
+
+    def metrics(self, recon: Tensor, target: Tensor) -> dict[str, float]:
+        """Mean over clips of `tok_camera.geometry.trajectory_errors` (both trajectories taken
+        relative to their first frame): `ate`, `rte` (in the poses' units, metres for metric
+        poses), `rre_deg` and `rot_deg` (degrees)."""
+        from tok_camera.geometry import trajectory_errors
+
+        return {k: float(v.mean()) for k, v in trajectory_errors(recon, target).items()}
+
+    def write_samples(self, target: Tensor, recon: Tensor, path: Path) -> list[Path]:
+        """`<path>.png`: input and reconstructed trajectories (relative to the first frame)
+        seen from above and from the side, with viewing directions; `<path>.npz`: the arrays."""
+        from tok_camera.geometry import relative_to_first
+        from tok_camera.plot import plot_trajectories
+
+        files = write_array_samples(target, recon, path)
+        rel_t, rel_r = relative_to_first(target.double()), relative_to_first(recon.double())
+        return [plot_trajectories(rel_t.numpy(), rel_r.numpy(), path.with_suffix(".png"))] + files
 
     def example(self, batch_size: int = 2) -> Tensor:
         """A walk along z while turning slowly about the vertical axis, from a random start."""

@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from tokcore.modality import Modality
+from tokcore.errors import InputError
+from tokcore.modality import Modality, write_array_samples
+
+
+def angular_error_deg(a: Tensor, b: Tensor, fov: Sequence[float]) -> Tensor:
+    """Angle in degrees between the viewing rays through normalized image points `a` and `b`
+    (..., 2) of a pinhole camera with horizontal and vertical field of view `fov` (degrees)."""
+    half = torch.tan(torch.deg2rad(torch.as_tensor(fov, dtype=torch.float64) / 2))
+
+    def ray(p: Tensor) -> Tensor:
+        xy = (p.double() - 0.5) * 2 * half
+        return torch.nn.functional.normalize(torch.cat([xy, torch.ones_like(xy[..., :1])], -1), dim=-1)
+
+    ra, rb = ray(a), ray(b)
+    # atan2(|a x b|, a . b) is accurate for small angles, where acos is not
+    return torch.rad2deg(torch.atan2(torch.linalg.cross(ra, rb).norm(dim=-1), (ra * rb).sum(-1)))
 
 
 class GazeModality(Modality):
     """Gaze points `(T, 2)`: x horizontal, y vertical (OpenCV image convention, origin top
     left), normalized to [0, 1] by the image size. Frames without a valid gaze (blinks,
-    tracking loss) are NaN; they are masked out of normalization and losses.
+    tracking loss) are NaN; they are masked out of normalization, losses and metrics.
 
     Args:
         mean: value subtracted before encoding (0.5 centres the image).
         std: divisor applied after the mean (0.5 maps [0, 1] to [-1, 1]).
         value_range: `[low, high]` valid coordinates must lie in; the default [0, 1] catches
             pixel coordinates passed without dividing by the image size.
+        fov: `[horizontal, vertical]` field of view of the scene camera in degrees; when
+            given, metrics include the error in degrees of visual angle (pinhole model).
     """
 
     name = "gaze"
@@ -27,13 +46,34 @@ class GazeModality(Modality):
     channels = 2
 
     def __init__(self, mean: float | Sequence[float] = 0.5, std: float | Sequence[float] = 0.5,
-                 value_range: Sequence[float] | None = (0.0, 1.0)):
+                 value_range: Sequence[float] | None = (0.0, 1.0), fov: Sequence[float] | None = None):
         super().__init__(mean, std, value_range)
+        if fov is not None and (len(fov) != 2 or not all(0 < f < 180 for f in fov)):
+            raise InputError(f"modality 'gaze': fov must be [horizontal, vertical] degrees in (0, 180), got {fov}")
+        self.fov = list(fov) if fov is not None else None
 
     def valid_mask(self, x: Tensor) -> Tensor:
         # a frame is valid only when both coordinates are
         frame_ok = torch.isfinite(x).all(dim=-1, keepdim=True)
         return frame_ok.expand_as(x)
+
+    def metrics(self, recon: Tensor, target: Tensor) -> dict[str, float]:
+        """Over valid frames of `target`: `error`, the mean Euclidean distance in normalized
+        image units; `error_deg`, the mean angle between the viewing rays (with `fov`)."""
+        valid = self.valid_mask(target)[..., 0]
+        a, b = recon.float()[valid], target.float()[valid]
+        out = {"error": float((a - b).norm(dim=-1).mean()) if len(a) else float("nan")}
+        if self.fov is not None:
+            out["error_deg"] = float(angular_error_deg(a, b, self.fov).mean()) if len(a) else float("nan")
+        return out
+
+    def write_samples(self, target: Tensor, recon: Tensor, path: Path) -> list[Path]:
+        """`<path>.png`: x and y over time and the path in the image, input vs reconstruction
+        (invalid input frames are gaps); `<path>.npz`: the arrays."""
+        from tok_gaze.plot import plot_gaze
+
+        files = write_array_samples(target, recon, path)
+        return [plot_gaze(target.detach().cpu().numpy(), recon.detach().cpu().numpy(), path.with_suffix(".png"))] + files
 
     def example(self, batch_size: int = 2) -> Tensor:
         g = torch.Generator().manual_seed(0)

@@ -1,0 +1,149 @@
+"""Evaluate a trained camera tokenizer on its held-out split against a classical codec.
+
+    tokcore camera-report --run runs/camera-quick          # or: python -m tok_camera.report --run ...
+
+Steps: load the tokenizer from the run (`tokcore.load_tokenizer`), build the run's dataset
+with `split: val`, tokenize every clip, decode the tokens, and measure the reconstruction
+(ATE after rigid alignment, RTE, RRE, per-frame rotation error). The baseline is a DCT along
+time over the same clips, with exactly the tokenizer's bits per clip (`tokcore.codecs`):
+each clip relative to its first frame as rotation vector + translation (6 channels), its
+(keep, bits) split chosen on the training split. Writes `<output>/metrics.json`,
+`<output>/camera_val.png` and the tokens (`<output>/tokens.npz`, indices and keys).
+
+Tokenizing and decoding go through `tokenize()` and `detokenize()` below; when the
+`tokcore tokenize`/`decode` commands exist, these two functions are what changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from tok_camera.geometry import matrix_to_rotvec, relative_to_first, rotvec_to_matrix, trajectory_errors
+from tokcore.codecs import DCTCodec
+from tokcore.io import atomic_write_bytes, atomic_write_json
+
+MM = 1000.0
+
+
+def load_split(run: Path, split: str) -> tuple[list[str], torch.Tensor]:
+    """Keys and stacked inputs of `split` of the dataset the run was trained on."""
+    from tokcore import registry
+
+    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    ds = registry.build("dataset", {**config["data"], "split": split})
+    samples = [ds[i] for i in range(len(ds))]
+    return [s["key"] for s in samples], torch.stack([torch.as_tensor(s["input"]).float() for s in samples])
+
+
+def tokenize(tok: Any, clips: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Raw clips -> token indices `(N, *grid)` (later: `tokcore tokenize`)."""
+    return torch.cat([tok.encode(clips[i:i + batch_size]).indices for i in range(0, len(clips), batch_size)])
+
+
+def detokenize(tok: Any, indices: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Token indices -> raw clips (later: `tokcore decode`)."""
+    return torch.cat([tok.decode(indices[i:i + batch_size]) for i in range(0, len(indices), batch_size)])
+
+
+def to_rotvec_translation(poses: torch.Tensor) -> np.ndarray:
+    """`(N, T, 4, 4)` -> `(N, T, 6)`: relative to the first frame, rotation vector + translation."""
+    rel = relative_to_first(poses.double())
+    return torch.cat([matrix_to_rotvec(rel[..., :3, :3]), rel[..., :3, 3]], -1).numpy()
+
+
+def from_rotvec_translation(x: np.ndarray) -> torch.Tensor:
+    v = torch.from_numpy(x)
+    poses = torch.zeros(*v.shape[:-1], 4, 4, dtype=torch.float64)
+    poses[..., :3, :3] = rotvec_to_matrix(v[..., :3])
+    poses[..., :3, 3] = v[..., 3:6]
+    poses[..., 3, 3] = 1.0
+    return poses
+
+
+def dct_baseline(train: torch.Tensor, bits: int) -> tuple[DCTCodec, np.ndarray]:
+    """The DCT codec of `bits` bits per clip fitted on `train`, with the per-channel scales
+    that make its choice of (keep, bits) weigh rotation and translation alike."""
+    x = to_rotvec_translation(train)
+    scale = x.reshape(-1, 6).std(0) + 1e-9
+    return DCTCodec.best(x / scale, bits), scale
+
+
+def codebook_usage(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
+    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).double()
+    p = counts / counts.sum()
+    return {"usage": float((counts > 0).double().mean()), "used": int((counts > 0).sum()),
+            "perplexity": float(torch.exp(-(p * p.clamp_min(1e-12).log()).sum()))}
+
+
+def report(run: str | Path, output: str | Path | None = None, split: str = "val") -> dict[str, Any]:
+    """Evaluate the run's tokenizer and the DCT baseline on `split`; print and save the table."""
+    import tokcore
+
+    run = Path(run)
+    out = Path(output) if output else run / "report"
+    tok = tokcore.load_tokenizer(run)
+    info = tok.info()
+    bits = int(round(info["bits_per_sample"]))
+    keys, clips = load_split(run, split)
+    _, train = load_split(run, "train")
+
+    indices = tokenize(tok, clips)
+    recon = detokenize(tok, indices).double()
+    codec, scale = dct_baseline(train, bits)
+    dct = from_rotvec_translation(codec(to_rotvec_translation(clips) / scale) * scale)
+
+    rows = {}
+    for name, rec in (("tokenizer", recon), ("dct", dct)):
+        errs = trajectory_errors(rec, clips.double())
+        rows[name] = {"ate_mm": float(errs["ate"].mean()) * MM, "rte_mm": float(errs["rte"].mean()) * MM,
+                      "rre_deg": float(errs["rre_deg"].mean()), "rot_deg": float(errs["rot_deg"].mean())}
+    usage = codebook_usage(indices, info["codebook_size"])
+    result = {"run": str(run), "split": split, "clips": len(clips), "frames": int(clips.shape[1]),
+              "tokens_per_clip": info["tokens_per_sample"], "codebook_size": info["codebook_size"],
+              "bits_per_clip": bits, "dct": {"keep": codec.keep, "bits": codec.bits,
+                                             "bits_per_clip": codec.bits_per_clip(6)},
+              "metrics": rows, "codebook": usage}
+
+    out.mkdir(parents=True, exist_ok=True)
+    from tok_camera.plot import plot_trajectories
+
+    plot = plot_trajectories(relative_to_first(clips.double()).numpy(), relative_to_first(recon).numpy(),
+                             out / "camera_val.png", extra={"DCT": relative_to_first(dct).numpy()})
+    buf = io.BytesIO()
+    np.savez(buf, indices=indices.numpy(), keys=np.array(keys))
+    atomic_write_bytes(out / "tokens.npz", buf.getvalue())
+    atomic_write_json(out / "metrics.json", result)
+    print(format_table(result))
+    print(f"plot: {plot}\nmetrics: {out / 'metrics.json'}")
+    return result
+
+
+def format_table(r: dict[str, Any]) -> str:
+    t, d = r["metrics"]["tokenizer"], r["metrics"]["dct"]
+    dct_name = f"DCT ({r['dct']['keep']} coef x {r['dct']['bits']} bit x 6 ch)"
+    lines = [f"camera: {r['clips']} held-out clips of {r['frames']} frames; {r['tokens_per_clip']} tokens x "
+             f"log2({r['codebook_size']}) = {r['bits_per_clip']} bits per clip for both codecs",
+             f"{'':<22}{'tokenizer':>12}  {dct_name}"]
+    for key, label in (("ate_mm", "ATE (mm, aligned)"), ("rte_mm", "RTE (mm/frame)"), ("rre_deg", "RRE (deg/frame)"),
+                       ("rot_deg", "rotation error (deg)")):
+        lines.append(f"{label:<22}{t[key]:>12.3f}  {d[key]:>10.3f}")
+    c = r["codebook"]
+    lines.append(f"codebook usage on held-out tokens: {100 * c['usage']:.1f}% ({c['used']}/{r['codebook_size']}), "
+                 f"perplexity {c['perplexity']:.1f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    from tok_camera.commands import configure, run
+
+    parser = argparse.ArgumentParser(prog="python -m tok_camera.report", description=__doc__.splitlines()[0])
+    configure(parser)
+    raise SystemExit(run(parser.parse_args()))

@@ -1,0 +1,33 @@
+"""The main job in miniature: train the quick config a few steps, then tokenize the held-out
+split, decode it, compare with the DCT codec and write the plot."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tokcore.cli import main
+
+CFG = Path(__file__).resolve().parents[3] / "cfgs" / "gaze"
+
+
+@pytest.mark.parametrize("name", ["quick.yaml", "egom2p.yaml"])
+def test_configs_resolve(name, capsys):
+    assert main(["train", "--config", str(CFG / name), "data.num_clips=16", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "tokens    grid (30,) = 30 per sample" in out and "codebook 256" in out
+    assert "bits      240 per sample" in out
+
+
+def test_train_then_report(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(CFG / "quick.yaml"), "--output", str(run), "data.num_clips=24",
+                 "train.steps=2", "train.batch_size=8", "train.log_every=1"]) == 0
+    assert (run / "samples" / "step-2.png").is_file()
+    assert main(["gaze-report", "--run", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "error (normalized units)" in out and "error (deg visual angle)" in out and "codebook usage" in out
+    result = json.loads((run / "report" / "metrics.json").read_text())
+    assert result["bits_per_clip"] == 240 and result["dct"]["bits_per_clip"] <= 240
+    assert set(result["metrics"]) == {"tokenizer", "dct"}
+    assert (run / "report" / "gaze_val.png").read_bytes()[:4] == b"\x89PNG"

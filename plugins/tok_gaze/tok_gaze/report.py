@@ -1,0 +1,141 @@
+"""Evaluate a trained gaze tokenizer on its held-out split against a classical codec.
+
+    tokcore gaze-report --run runs/gaze-quick          # or: python -m tok_gaze.report --run ...
+
+Steps: load the tokenizer from the run (`tokcore.load_tokenizer`), build the run's dataset
+with `split: val`, tokenize every clip, decode the tokens, and measure the error over valid
+frames (normalized image units, and degrees of visual angle when the modality records a
+field of view). The baseline is a DCT along time over x and y with exactly the tokenizer's
+bits per clip (`tokcore.codecs`), invalid frames filled by linear interpolation first, its
+(keep, bits) split chosen on the training split. Writes `<output>/metrics.json`,
+`<output>/gaze_val.png` and the tokens (`<output>/tokens.npz`, indices and keys).
+
+Tokenizing and decoding go through `tokenize()` and `detokenize()` below; when the
+`tokcore tokenize`/`decode` commands exist, these two functions are what changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from tokcore.codecs import DCTCodec
+from tokcore.io import atomic_write_bytes, atomic_write_json
+
+
+def load_split(run: Path, split: str) -> tuple[list[str], torch.Tensor]:
+    """Keys and stacked inputs of `split` of the dataset the run was trained on."""
+    from tokcore import registry
+
+    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    ds = registry.build("dataset", {**config["data"], "split": split})
+    samples = [ds[i] for i in range(len(ds))]
+    return [s["key"] for s in samples], torch.stack([torch.as_tensor(s["input"]).float() for s in samples])
+
+
+def tokenize(tok: Any, clips: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Raw clips -> token indices `(N, *grid)` (later: `tokcore tokenize`)."""
+    return torch.cat([tok.encode(clips[i:i + batch_size]).indices for i in range(0, len(clips), batch_size)])
+
+
+def detokenize(tok: Any, indices: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Token indices -> raw clips (later: `tokcore decode`)."""
+    return torch.cat([tok.decode(indices[i:i + batch_size]) for i in range(0, len(indices), batch_size)])
+
+
+def fill_gaps(x: np.ndarray) -> np.ndarray:
+    """`(N, T, 2)` with NaN frames -> linearly interpolated across gaps, held at the ends
+    (a clip without any valid frame becomes the image centre)."""
+    out = np.array(x, dtype=np.float64)
+    t = np.arange(x.shape[1])
+    for clip in out:
+        ok = np.isfinite(clip).all(-1)
+        for c in range(2):
+            clip[:, c] = np.interp(t, t[ok], clip[ok, c]) if ok.any() else 0.5
+    return out
+
+
+def dct_baseline(train: np.ndarray, bits: int) -> DCTCodec:
+    """The DCT codec of `bits` bits per clip, its (keep, bits) chosen for the lowest mean
+    error over valid frames of `train`."""
+    valid = np.isfinite(train).all(-1)
+
+    def error(decoded: np.ndarray, _: np.ndarray) -> float:
+        return float(np.linalg.norm(decoded - train, axis=-1)[valid].mean())
+
+    return DCTCodec.best(fill_gaps(train), bits, error)
+
+
+def codebook_usage(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
+    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).double()
+    p = counts / counts.sum()
+    return {"usage": float((counts > 0).double().mean()), "used": int((counts > 0).sum()),
+            "perplexity": float(torch.exp(-(p * p.clamp_min(1e-12).log()).sum()))}
+
+
+def report(run: str | Path, output: str | Path | None = None, split: str = "val") -> dict[str, Any]:
+    """Evaluate the run's tokenizer and the DCT baseline on `split`; print and save the table."""
+    import tokcore
+
+    run = Path(run)
+    out = Path(output) if output else run / "report"
+    tok = tokcore.load_tokenizer(run)
+    info = tok.info()
+    bits = int(round(info["bits_per_sample"]))
+    keys, clips = load_split(run, split)
+    _, train = load_split(run, "train")
+
+    indices = tokenize(tok, clips)
+    recon = detokenize(tok, indices)
+    codec = dct_baseline(train.numpy(), bits)
+    dct = torch.from_numpy(np.clip(codec(fill_gaps(clips.numpy())), 0.0, 1.0)).float()
+
+    rows = {name: tok.modality.metrics(rec, clips) for name, rec in (("tokenizer", recon), ("dct", dct))}
+    usage = codebook_usage(indices, info["codebook_size"])
+    result = {"run": str(run), "split": split, "clips": len(clips), "frames": int(clips.shape[1]),
+              "valid_frames": float(torch.isfinite(clips).all(-1).double().mean()),
+              "fov": tok.modality.fov, "tokens_per_clip": info["tokens_per_sample"],
+              "codebook_size": info["codebook_size"], "bits_per_clip": bits,
+              "dct": {"keep": codec.keep, "bits": codec.bits, "bits_per_clip": codec.bits_per_clip(2)},
+              "metrics": rows, "codebook": usage}
+
+    out.mkdir(parents=True, exist_ok=True)
+    from tok_gaze.plot import plot_gaze
+
+    plot = plot_gaze(clips.numpy(), recon.numpy(), out / "gaze_val.png", extra={"DCT": dct.numpy()})
+    buf = io.BytesIO()
+    np.savez(buf, indices=indices.numpy(), keys=np.array(keys))
+    atomic_write_bytes(out / "tokens.npz", buf.getvalue())
+    atomic_write_json(out / "metrics.json", result)
+    print(format_table(result))
+    print(f"plot: {plot}\nmetrics: {out / 'metrics.json'}")
+    return result
+
+
+def format_table(r: dict[str, Any]) -> str:
+    t, d = r["metrics"]["tokenizer"], r["metrics"]["dct"]
+    dct_name = f"DCT ({r['dct']['keep']} coef x {r['dct']['bits']} bit x 2 ch)"
+    lines = [f"gaze: {r['clips']} held-out clips of {r['frames']} frames ({100 * r['valid_frames']:.0f}% valid); "
+             f"{r['tokens_per_clip']} tokens x log2({r['codebook_size']}) = {r['bits_per_clip']} bits per clip for both codecs",
+             f"{'':<26}{'tokenizer':>12}  {dct_name}",
+             f"{'error (normalized units)':<26}{t['error']:>12.4f}  {d['error']:>10.4f}"]
+    if "error_deg" in t:
+        lines.append(f"{'error (deg visual angle)':<26}{t['error_deg']:>12.3f}  {d['error_deg']:>10.3f}")
+    c = r["codebook"]
+    lines.append(f"codebook usage on held-out tokens: {100 * c['usage']:.1f}% ({c['used']}/{r['codebook_size']}), "
+                 f"perplexity {c['perplexity']:.1f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    from tok_gaze.commands import configure, run
+
+    parser = argparse.ArgumentParser(prog="python -m tok_gaze.report", description=__doc__.splitlines()[0])
+    configure(parser)
+    raise SystemExit(run(parser.parse_args()))
