@@ -276,7 +276,7 @@ def build_parser(with_plugins: bool) -> argparse.ArgumentParser:
     for name, (help, configure, run) in BUILTIN.items():
         p = sub.add_parser(name, help=help, description=help)
         configure(p)
-        p.set_defaults(run=run)
+        p.set_defaults(_tokcore_run=run)
     if with_plugins:
         from tokcore.plugins import plugin_manager
 
@@ -285,7 +285,7 @@ def build_parser(with_plugins: bool) -> argparse.ArgumentParser:
                 raise TokcoreError(f"a plugin tried to replace the built-in command '{name}'")
             p = sub.add_parser(name, help=help, description=help)
             configure(p)
-            p.set_defaults(run=run)
+            p.set_defaults(_tokcore_run=run)
 
         pm, failures = plugin_manager()
         for f in failures:
@@ -302,10 +302,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # plugin commands need the hook modules imported; built-in commands do not
         args = build_parser(with_plugins=command not in BUILTIN).parse_args(argv)
-        if getattr(args, "run", None) is None:
+        if getattr(args, "_tokcore_run", None) is None:
             build_parser(with_plugins=True).print_help()
             return 2
-        return int(args.run(args) or 0)
+        return int(args._tokcore_run(args) or 0)
     except TokcoreError as err:
         if debug:
             traceback.print_exc()

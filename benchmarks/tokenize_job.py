@@ -1,6 +1,6 @@
 """Samples/s of `tokcore tokenize` against the bare encoder forward, in one run, and peak RSS.
 
-    python benchmarks/tokenize.py [--samples 4096] [--size 32] [--batch 64] [--workers 2] [--repeat 5] [--threads 1]
+    python benchmarks/tokenize_job.py [--samples 4096] [--size 32] [--batch 64] [--workers 2] [--repeat 5] [--threads 1]
 
 Both sides use the same checkpoint (a conv2d + FSQ tokenizer, trained for one step) and the
 same images. The bare side is the encoder and quantizer alone, under inference mode, over
@@ -14,14 +14,6 @@ change much. Target: at least 0.9 of the bare encoder with 2 workers.
 """
 
 from __future__ import annotations
-
-import os
-import sys
-
-# This file is named like the standard library's `tokenize` (which torch imports through
-# `inspect`): drop its own folder from the import path before anything else is imported.
-if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
 
 import argparse
 import resource
