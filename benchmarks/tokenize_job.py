@@ -16,6 +16,7 @@ change much. Target: at least 0.9 of the bare encoder with 2 workers.
 from __future__ import annotations
 
 import argparse
+import sys
 import resource
 import shutil
 import tempfile
