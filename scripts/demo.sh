@@ -13,11 +13,16 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 echo "installed in $((SECONDS - start)) s"
 run=runs/demo-gaze
 rm -rf "$run"
-tokcore train --config cfgs/gaze/quick.yaml --output "$run"
-tokcore gaze-report --run "$run"
+job() {  # train, tokenize the held-out split, decode it, report against the DCT codec
+  local cfg=$1 run=$2 report=$3
+  rm -rf "$run"
+  tokcore train --config "$cfg" --output "$run"
+  tokcore tokenize --checkpoint "$run" --output "$run/roundtrip-val/tokens" data.split=val
+  tokcore decode --checkpoint "$run" --tokens "$run/roundtrip-val/tokens" --output "$run/roundtrip-val/decoded"
+  tokcore "$report" --run "$run"
+}
+job cfgs/gaze/quick.yaml "$run" gaze-report
 if [ "${CAMERA:-0}" = 1 ]; then
-  rm -rf runs/demo-camera
-  tokcore train --config cfgs/camera/quick.yaml --output runs/demo-camera
-  tokcore camera-report --run runs/demo-camera
+  job cfgs/camera/quick.yaml runs/demo-camera camera-report
 fi
-echo "training samples: $run/samples/   report: $run/report/   total $((SECONDS - start)) s"
+echo "training samples: $run/samples/   tokens: $run/roundtrip-val/   report: $run/report/   total $((SECONDS - start)) s"

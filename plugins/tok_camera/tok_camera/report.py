@@ -10,8 +10,9 @@ each clip relative to its first frame as rotation vector + translation (6 channe
 (keep, bits) split chosen on the training split. Writes `<output>/metrics.json`,
 `<output>/camera_val.png` and the tokens (`<output>/tokens.npz`, indices and keys).
 
-Tokenizing and decoding go through `tokenize()` and `detokenize()` below; when the
-`tokcore tokenize`/`decode` commands exist, these two functions are what changes.
+Tokens and reconstructions come from the real pipeline (`tokcore.tokens.roundtrip`): the
+`tokcore tokenize` job writes `<run>/roundtrip-<split>/tokens`, the `tokcore decode` job
+`<run>/roundtrip-<split>/decoded`; finished ones are reused.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import yaml
 
 from tok_camera.geometry import matrix_to_rotvec, relative_to_first, rotvec_to_matrix, trajectory_errors
 from tokcore.codecs import DCTCodec
+from tokcore.tokens.roundtrip import roundtrip
 from tokcore.io import atomic_write_bytes, atomic_write_json
 
 MM = 1000.0
@@ -40,16 +42,6 @@ def load_split(run: Path, split: str) -> tuple[list[str], torch.Tensor]:
     ds = registry.build("dataset", {**config["data"], "split": split})
     samples = [ds[i] for i in range(len(ds))]
     return [s["key"] for s in samples], torch.stack([torch.as_tensor(s["input"]).float() for s in samples])
-
-
-def tokenize(tok: Any, clips: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Raw clips -> token indices `(N, *grid)` (later: `tokcore tokenize`)."""
-    return torch.cat([tok.encode(clips[i:i + batch_size]).indices for i in range(0, len(clips), batch_size)])
-
-
-def detokenize(tok: Any, indices: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Token indices -> raw clips (later: `tokcore decode`)."""
-    return torch.cat([tok.decode(indices[i:i + batch_size]) for i in range(0, len(indices), batch_size)])
 
 
 def to_rotvec_translation(poses: torch.Tensor) -> np.ndarray:
@@ -91,11 +83,13 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     tok = tokcore.load_tokenizer(run)
     info = tok.info()
     bits = int(round(info["bits_per_sample"]))
-    keys, clips = load_split(run, split)
+    keys, tokens, decoded = roundtrip(run, split)
+    by_key = dict(zip(*load_split(run, split)))
+    clips = torch.stack([by_key[k] for k in keys])  # in the store's order
     _, train = load_split(run, "train")
 
-    indices = tokenize(tok, clips)
-    recon = detokenize(tok, indices).double()
+    indices = torch.from_numpy(tokens.astype(np.int64))
+    recon = torch.from_numpy(decoded).double()
     codec, scale = dct_baseline(train, bits)
     dct = from_rotvec_translation(codec(to_rotvec_translation(clips) / scale) * scale)
 

@@ -10,8 +10,9 @@ bits per clip (`tokcore.codecs`), invalid frames filled by linear interpolation 
 (keep, bits) split chosen on the training split. Writes `<output>/metrics.json`,
 `<output>/gaze_val.png` and the tokens (`<output>/tokens.npz`, indices and keys).
 
-Tokenizing and decoding go through `tokenize()` and `detokenize()` below; when the
-`tokcore tokenize`/`decode` commands exist, these two functions are what changes.
+Tokens and reconstructions come from the real pipeline (`tokcore.tokens.roundtrip`): the
+`tokcore tokenize` job writes `<run>/roundtrip-<split>/tokens`, the `tokcore decode` job
+`<run>/roundtrip-<split>/decoded`; finished ones are reused.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 import yaml
 
 from tokcore.codecs import DCTCodec
+from tokcore.tokens.roundtrip import roundtrip
 from tokcore.io import atomic_write_bytes, atomic_write_json
 
 
@@ -37,16 +39,6 @@ def load_split(run: Path, split: str) -> tuple[list[str], torch.Tensor]:
     ds = registry.build("dataset", {**config["data"], "split": split})
     samples = [ds[i] for i in range(len(ds))]
     return [s["key"] for s in samples], torch.stack([torch.as_tensor(s["input"]).float() for s in samples])
-
-
-def tokenize(tok: Any, clips: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Raw clips -> token indices `(N, *grid)` (later: `tokcore tokenize`)."""
-    return torch.cat([tok.encode(clips[i:i + batch_size]).indices for i in range(0, len(clips), batch_size)])
-
-
-def detokenize(tok: Any, indices: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Token indices -> raw clips (later: `tokcore decode`)."""
-    return torch.cat([tok.decode(indices[i:i + batch_size]) for i in range(0, len(indices), batch_size)])
 
 
 def fill_gaps(x: np.ndarray) -> np.ndarray:
@@ -88,11 +80,13 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     tok = tokcore.load_tokenizer(run)
     info = tok.info()
     bits = int(round(info["bits_per_sample"]))
-    keys, clips = load_split(run, split)
+    keys, tokens, decoded = roundtrip(run, split)
+    by_key = dict(zip(*load_split(run, split)))
+    clips = torch.stack([by_key[k] for k in keys])  # in the store's order
     _, train = load_split(run, "train")
 
-    indices = tokenize(tok, clips)
-    recon = detokenize(tok, indices)
+    indices = torch.from_numpy(tokens.astype(np.int64))
+    recon = torch.from_numpy(decoded).float()
     codec = dct_baseline(train.numpy(), bits)
     dct = torch.from_numpy(np.clip(codec(fill_gaps(clips.numpy())), 0.0, 1.0)).float()
 

@@ -1,0 +1,37 @@
+"""A split of a run's dataset through the whole pipeline: `tokcore tokenize`'s job, then
+`tokcore decode`'s, read back as arrays. Reports and demos use it to measure what a user of
+the token store will actually get."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tokcore.tokens.decode import decode_store
+from tokcore.tokens.run import tokenize
+from tokcore.tokens.store import TokenStore
+
+
+def read_decoded(folder: str | Path, keys: list[str]) -> np.ndarray:
+    """The decoded samples of `keys` from a `tokcore decode` output written as .npy files."""
+    folder = Path(folder)
+    files = {}
+    for line in (folder / "decoded.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        files[row["key"]] = row["files"][0]
+    return np.stack([np.load(folder / files[k], allow_pickle=False) for k in keys])
+
+
+def roundtrip(run: str | Path, split: str = "val", folder: str | Path | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(keys, tokens, decoded) for `split` of the run's dataset, through `<folder>/tokens` (the
+    store) and `<folder>/decoded` (default folder: `<run>/roundtrip-<split>`). Finished
+    outputs are reused, so running `tokcore tokenize`/`decode` there first is the same."""
+    folder = Path(folder) if folder else Path(run) / f"roundtrip-{split}"
+    tokenize(run, folder / "tokens", [f"data.split={split}"])  # a finished store is not redone
+    if not (folder / "decoded" / "decoded.jsonl").is_file():
+        decode_store(run, folder / "tokens", folder / "decoded")
+    store = TokenStore(folder / "tokens")
+    keys = list(store)
+    return keys, np.stack([store[k] for k in keys]), read_decoded(folder / "decoded", keys)
