@@ -5,9 +5,12 @@ the token store will actually get."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import yaml
 
 from tokcore.tokens.decode import decode_store
 from tokcore.tokens.run import tokenize
@@ -24,14 +27,34 @@ def read_decoded(folder: str | Path, keys: list[str]) -> np.ndarray:
     return np.stack([np.load(folder / files[k], allow_pickle=False) for k in keys])
 
 
-def roundtrip(run: str | Path, split: str = "val", folder: str | Path | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(keys, tokens, decoded) for `split` of the run's dataset, through `<folder>/tokens` (the
-    store) and `<folder>/decoded` (default folder: `<run>/roundtrip-<split>`). Finished
-    outputs are reused, so running `tokcore tokenize`/`decode` there first is the same."""
+def split_inputs(run: str | Path, split: str) -> tuple[list[str], torch.Tensor]:
+    """Keys and stacked raw inputs of `split` of the dataset the run was trained on."""
+    from tokcore import registry
+
+    config = yaml.safe_load((Path(run) / "config.yaml").read_text(encoding="utf-8"))
+    ds = registry.build("dataset", {**config["data"], "split": split})
+    samples = [ds[i] for i in range(len(ds))]
+    return [s["key"] for s in samples], torch.stack([torch.as_tensor(s["input"]).float() for s in samples])
+
+
+@dataclass
+class Roundtrip:
+    keys: list[str]  # in the store's order
+    inputs: torch.Tensor  # the raw samples, aligned with keys
+    tokens: np.ndarray
+    decoded: np.ndarray
+
+
+def roundtrip(run: str | Path, split: str = "val", folder: str | Path | None = None) -> Roundtrip:
+    """`split` of the run's dataset through `<folder>/tokens` (the store) and
+    `<folder>/decoded` (default folder: `<run>/roundtrip-<split>`). Finished outputs are
+    reused, so running `tokcore tokenize`/`decode` there first is the same."""
     folder = Path(folder) if folder else Path(run) / f"roundtrip-{split}"
     tokenize(run, folder / "tokens", [f"data.split={split}"])  # a finished store is not redone
     if not (folder / "decoded" / "decoded.jsonl").is_file():
         decode_store(run, folder / "tokens", folder / "decoded")
     store = TokenStore(folder / "tokens")
     keys = list(store)
-    return keys, np.stack([store[k] for k in keys]), read_decoded(folder / "decoded", keys)
+    by_key = dict(zip(*split_inputs(run, split)))
+    return Roundtrip(keys, torch.stack([by_key[k] for k in keys]), np.stack([store[k] for k in keys]),
+                     read_decoded(folder / "decoded", keys))

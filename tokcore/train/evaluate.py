@@ -24,6 +24,12 @@ def codebook_stats(counts: torch.Tensor) -> dict[str, float]:
             "dead_codes": float((k - used).mean())}
 
 
+def codebook_usage(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
+    """Usage, codes used, perplexity and dead codes of a set of token indices."""
+    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).double().unsqueeze(0)
+    return {**codebook_stats(counts), "used": int((counts > 0).sum())}
+
+
 @torch.no_grad()
 def evaluate(model: Tokenizer, loss: torch.nn.Module, batches: Iterable[dict[str, Any]], ctx: Context,
              autocast: Any) -> dict[str, float]:

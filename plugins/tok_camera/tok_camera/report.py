@@ -1,6 +1,6 @@
 """Evaluate a trained camera tokenizer on its held-out split against a classical codec.
 
-    tokcore camera-report --run runs/camera-quick          # or: python -m tok_camera.report --run ...
+    tokcore camera-report --run runs/camera-quick
 
 Steps: load the tokenizer from the run (`tokcore.load_tokenizer`), build the run's dataset
 with `split: val`, tokenize every clip, decode the tokens, and measure the reconstruction
@@ -17,31 +17,20 @@ Tokens and reconstructions come from the real pipeline (`tokcore.tokens.roundtri
 
 from __future__ import annotations
 
-import argparse
 import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from tok_camera.geometry import matrix_to_rotvec, relative_to_first, rotvec_to_matrix, trajectory_errors
 from tokcore.codecs import DCTCodec
-from tokcore.tokens.roundtrip import roundtrip
+from tokcore.tokens.roundtrip import roundtrip, split_inputs
+from tokcore.train.evaluate import codebook_usage
 from tokcore.io import atomic_write_bytes, atomic_write_json
 
 MM = 1000.0
-
-
-def load_split(run: Path, split: str) -> tuple[list[str], torch.Tensor]:
-    """Keys and stacked inputs of `split` of the dataset the run was trained on."""
-    from tokcore import registry
-
-    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
-    ds = registry.build("dataset", {**config["data"], "split": split})
-    samples = [ds[i] for i in range(len(ds))]
-    return [s["key"] for s in samples], torch.stack([torch.as_tensor(s["input"]).float() for s in samples])
 
 
 def to_rotvec_translation(poses: torch.Tensor) -> np.ndarray:
@@ -67,13 +56,6 @@ def dct_baseline(train: torch.Tensor, bits: int) -> tuple[DCTCodec, np.ndarray]:
     return DCTCodec.best(x / scale, bits), scale
 
 
-def codebook_usage(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
-    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).double()
-    p = counts / counts.sum()
-    return {"usage": float((counts > 0).double().mean()), "used": int((counts > 0).sum()),
-            "perplexity": float(torch.exp(-(p * p.clamp_min(1e-12).log()).sum()))}
-
-
 def report(run: str | Path, output: str | Path | None = None, split: str = "val") -> dict[str, Any]:
     """Evaluate the run's tokenizer and the DCT baseline on `split`; print and save the table."""
     import tokcore
@@ -83,10 +65,9 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     tok = tokcore.load_tokenizer(run)
     info = tok.info()
     bits = int(round(info["bits_per_sample"]))
-    keys, tokens, decoded = roundtrip(run, split)
-    by_key = dict(zip(*load_split(run, split)))
-    clips = torch.stack([by_key[k] for k in keys])  # in the store's order
-    _, train = load_split(run, "train")
+    rt = roundtrip(run, split)
+    keys, clips, tokens, decoded = rt.keys, rt.inputs, rt.tokens, rt.decoded
+    _, train = split_inputs(run, "train")
 
     indices = torch.from_numpy(tokens.astype(np.int64))
     recon = torch.from_numpy(decoded).double()
@@ -133,10 +114,3 @@ def format_table(r: dict[str, Any]) -> str:
                  f"perplexity {c['perplexity']:.1f}")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    from tok_camera.commands import configure, run
-
-    parser = argparse.ArgumentParser(prog="python -m tok_camera.report", description=__doc__.splitlines()[0])
-    configure(parser)
-    raise SystemExit(run(parser.parse_args()))

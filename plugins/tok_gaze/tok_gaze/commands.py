@@ -3,27 +3,13 @@ Importing this module imports neither torch nor the report code; running the com
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import tokcore
-
-
-def configure(p: argparse.ArgumentParser) -> None:
-    # dest is not "run": the CLI keeps each command's function in args.run
-    p.add_argument("--run", dest="run_dir", required=True, metavar="DIR", help="a run directory of a gaze tokenizer")
-    p.add_argument("--output", metavar="DIR", help="where to write the plot and metrics (default: RUN/report)")
-    p.add_argument("--split", default="val", help="which split of the run's dataset (default: val)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from tok_gaze.report import report
-
-    report(args.run_dir, args.output, args.split)
-    return 0
+from tokcore.plugins import register_report_command
 
 
 @tokcore.hookimpl
 def tokcore_register_commands(register: Any) -> None:
-    register("gaze-report", "held-out metrics of a gaze tokenizer against a DCT codec of the same bits, "
-             "and plots", configure, run)
+    register_report_command(register, "gaze-report", "held-out metrics of a gaze tokenizer against a DCT codec of "
+                            "the same bits, and plots", "tok_gaze.report:report", "gaze")
