@@ -278,8 +278,8 @@ def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings
                         f.writelines(json.dumps({"step": step, **x}) + "\n" for x in batch["failed"])
                 if batch["input"] is not None:  # None: every sample of it failed (recorded above)
                     micro.append(to_device(batch, ctx.device))
-            if not micro:
-                log.message(f"step {step}: no loadable sample in this step's batch; skipped")
+            if any_rank(not micro, ctx):  # all ranks skip together, or the others would wait in all-reduce
+                log.message(f"step {step}: a rank has no loadable sample in this step's batch; step skipped")
                 continue
             if s.multires:
                 lo, hi, inc = s.multires
