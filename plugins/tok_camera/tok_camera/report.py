@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,7 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     usage = codebook_usage(indices, info["codebook_size"])
     result = {"run": str(run), "split": split, "clips": len(clips), "frames": int(clips.shape[1]),
               "tokens_per_clip": info["tokens_per_sample"], "codebook_size": info["codebook_size"],
+              "index_shape": info["index_shape"],
               "bits_per_clip": bits, "dct": {"keep": codec.keep, "bits": codec.bits,
                                              "bits_per_clip": codec.bits_per_clip(6)},
               "metrics": rows, "codebook": usage}
@@ -117,6 +119,13 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     print(format_table(result))
     print(f"plot: {plot}\nmetrics: {out / 'metrics.json'}")
     return result
+
+
+def _token_bits(r: dict[str, Any]) -> str:
+    """'30 tokens x log2(256)', or with residual stages '10 tokens x 3 stages x log2(256)'."""
+    codes = math.prod(r.get("index_shape") or [1])
+    stages = f" x {codes} stages" if codes > 1 else ""
+    return f"{r['tokens_per_clip']} tokens{stages} x log2({r['codebook_size']})"
 
 
 def format_table(r: dict[str, Any]) -> str:
