@@ -131,8 +131,8 @@ def _token_bits(r: dict[str, Any]) -> str:
 def format_table(r: dict[str, Any]) -> str:
     t, d = r["metrics"]["tokenizer"], r["metrics"]["dct"]
     dct_name = f"DCT ({r['dct']['keep']} coef x {r['dct']['bits']} bit x 6 ch)"
-    lines = [f"camera: {r['clips']} held-out clips of {r['frames']} frames; {r['tokens_per_clip']} tokens x "
-             f"log2({r['codebook_size']}) = {r['bits_per_clip']} bits per clip for both codecs",
+    lines = [f"camera: {r['clips']} held-out clips of {r['frames']} frames; "
+             f"{_token_bits(r)} = {r['bits_per_clip']} bits per clip for both codecs",
              f"{'':<22}{'tokenizer':>12}  {dct_name}"]
     for key, label in (("ate_mm", "ATE (mm, aligned)"), ("rte_mm", "RTE (mm/frame)"), ("rre_deg", "RRE (deg/frame)"),
                        ("rot_deg", "rotation error (deg)")):
