@@ -18,6 +18,7 @@ Tokens and reconstructions come from the real pipeline (`tokcore.tokens.roundtri
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,7 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     usage = codebook_usage(indices, info["codebook_size"])
     result = {"run": str(run), "split": split, "clips": len(clips), "frames": int(clips.shape[1]),
               "tokens_per_clip": info["tokens_per_sample"], "codebook_size": info["codebook_size"],
+              "index_shape": info["index_shape"],
               "bits_per_clip": bits, "dct": {"keep": codec.keep, "bits": codec.bits,
                                              "bits_per_clip": codec.bits_per_clip(6)},
               "metrics": rows, "codebook": usage}
@@ -100,11 +102,18 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     return result
 
 
+def _token_bits(r: dict[str, Any]) -> str:
+    """'30 tokens x log2(256)', or with residual stages '10 tokens x 3 stages x log2(256)'."""
+    codes = math.prod(r.get("index_shape") or [1])
+    stages = f" x {codes} stages" if codes > 1 else ""
+    return f"{r['tokens_per_clip']} tokens{stages} x log2({r['codebook_size']})"
+
+
 def format_table(r: dict[str, Any]) -> str:
     t, d = r["metrics"]["tokenizer"], r["metrics"]["dct"]
     dct_name = f"DCT ({r['dct']['keep']} coef x {r['dct']['bits']} bit x 6 ch)"
-    lines = [f"camera: {r['clips']} held-out clips of {r['frames']} frames; {r['tokens_per_clip']} tokens x "
-             f"log2({r['codebook_size']}) = {r['bits_per_clip']} bits per clip for both codecs",
+    lines = [f"camera: {r['clips']} held-out clips of {r['frames']} frames; "
+             f"{_token_bits(r)} = {r['bits_per_clip']} bits per clip for both codecs",
              f"{'':<22}{'tokenizer':>12}  {dct_name}"]
     for key, label in (("ate_mm", "ATE (mm, aligned)"), ("rte_mm", "RTE (mm/frame)"), ("rre_deg", "RRE (deg/frame)"),
                        ("rot_deg", "rotation error (deg)")):

@@ -18,6 +18,7 @@ Tokens and reconstructions come from the real pipeline (`tokcore.tokens.roundtri
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     result = {"run": str(run), "split": split, "clips": len(clips), "frames": int(clips.shape[1]),
               "valid_frames": float(torch.isfinite(clips).all(-1).double().mean()),
               "fov": tok.modality.fov, "tokens_per_clip": info["tokens_per_sample"],
-              "codebook_size": info["codebook_size"], "bits_per_clip": bits,
+              "codebook_size": info["codebook_size"], "index_shape": info["index_shape"], "bits_per_clip": bits,
               "dct": {"keep": codec.keep, "bits": codec.bits, "bits_per_clip": codec.bits_per_clip(2)},
               "metrics": rows, "codebook": usage}
 
@@ -93,11 +94,18 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     return result
 
 
+def _token_bits(r: dict[str, Any]) -> str:
+    """'30 tokens x log2(256)', or with residual stages '10 tokens x 3 stages x log2(256)'."""
+    codes = math.prod(r.get("index_shape") or [1])
+    stages = f" x {codes} stages" if codes > 1 else ""
+    return f"{r['tokens_per_clip']} tokens{stages} x log2({r['codebook_size']})"
+
+
 def format_table(r: dict[str, Any]) -> str:
     t, d = r["metrics"]["tokenizer"], r["metrics"]["dct"]
     dct_name = f"DCT ({r['dct']['keep']} coef x {r['dct']['bits']} bit x 2 ch)"
     lines = [f"gaze: {r['clips']} held-out clips of {r['frames']} frames ({100 * r['valid_frames']:.0f}% valid); "
-             f"{r['tokens_per_clip']} tokens x log2({r['codebook_size']}) = {r['bits_per_clip']} bits per clip for both codecs",
+             f"{_token_bits(r)} = {r['bits_per_clip']} bits per clip for both codecs",
              f"{'':<26}{'tokenizer':>12}  {dct_name}",
              f"{'error (normalized units)':<26}{t['error']:>12.4f}  {d['error']:>10.4f}"]
     if "error_deg" in t:
