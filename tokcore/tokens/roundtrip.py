@@ -5,6 +5,7 @@ the token store will actually get."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 import yaml
 
+from tokcore.io import atomic_write_json
 from tokcore.tokens.decode import decode_store
 from tokcore.tokens.run import tokenize
 from tokcore.tokens.store import TokenStore
@@ -58,3 +60,18 @@ def roundtrip(run: str | Path, split: str = "val", folder: str | Path | None = N
     by_key = dict(zip(*split_inputs(run, split)))
     return Roundtrip(keys, torch.stack([by_key[k] for k in keys]), np.stack([store[k] for k in keys]),
                      read_decoded(folder / "decoded", keys))
+
+
+def token_bits(tokens_per_sample: int, index_shape: list[int], codebook_size: int) -> str:
+    """'30 tokens x log2(256)', or with residual stages '10 tokens x 3 stages x log2(256)'."""
+    codes = math.prod(index_shape or [1])
+    stages = f" x {codes} stages" if codes > 1 else ""
+    return f"{tokens_per_sample} tokens{stages} x log2({codebook_size})"
+
+
+def save_report(out: Path, result: dict, table: str, plot: Path) -> None:
+    """Write `<out>/metrics.json`, print the table and where the files are. The tokens
+    themselves are in the roundtrip's token store."""
+    atomic_write_json(out / "metrics.json", result)
+    print(table)
+    print(f"plot: {plot}\nmetrics: {out / 'metrics.json'}")

@@ -8,7 +8,7 @@ with `split: val`, tokenize every clip, decode the tokens, and measure the recon
 time over the same clips, with exactly the tokenizer's bits per clip (`tokcore.codecs`):
 each clip relative to its first frame as rotation vector + translation (6 channels), its
 (keep, bits) split chosen on the training split. Writes `<output>/metrics.json`,
-`<output>/camera_val.png` and the tokens (`<output>/tokens.npz`, indices and keys).
+`<output>/camera_val.png`; the tokens are in the roundtrip's token store.
 
 Tokens and reconstructions come from the real pipeline (`tokcore.tokens.roundtrip`): the
 `tokcore tokenize` job writes `<run>/roundtrip-<split>/tokens`, the `tokcore decode` job
@@ -17,8 +17,6 @@ Tokens and reconstructions come from the real pipeline (`tokcore.tokens.roundtri
 
 from __future__ import annotations
 
-import io
-import math
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +25,8 @@ import torch
 
 from tok_camera.geometry import matrix_to_rotvec, relative_to_first, rotvec_to_matrix, trajectory_errors
 from tokcore.codecs import DCTCodec
-from tokcore.tokens.roundtrip import roundtrip, split_inputs
+from tokcore.tokens.roundtrip import roundtrip, save_report, split_inputs, token_bits
 from tokcore.train.evaluate import codebook_usage
-from tokcore.io import atomic_write_bytes, atomic_write_json
 
 MM = 1000.0
 
@@ -67,7 +64,7 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     info = tok.info()
     bits = int(round(info["bits_per_sample"]))
     rt = roundtrip(run, split)
-    keys, clips, tokens, decoded = rt.keys, rt.inputs, rt.tokens, rt.decoded
+    clips, tokens, decoded = rt.inputs, rt.tokens, rt.decoded
     _, train = split_inputs(run, "train")
 
     indices = torch.from_numpy(tokens.astype(np.int64))
@@ -93,27 +90,15 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
 
     plot = plot_trajectories(relative_to_first(clips.double()).numpy(), relative_to_first(recon).numpy(),
                              out / "camera_val.png", extra={"DCT": relative_to_first(dct).numpy()})
-    buf = io.BytesIO()
-    np.savez(buf, indices=indices.numpy(), keys=np.array(keys))
-    atomic_write_bytes(out / "tokens.npz", buf.getvalue())
-    atomic_write_json(out / "metrics.json", result)
-    print(format_table(result))
-    print(f"plot: {plot}\nmetrics: {out / 'metrics.json'}")
+    save_report(out, result, format_table(result), plot)
     return result
-
-
-def _token_bits(r: dict[str, Any]) -> str:
-    """'30 tokens x log2(256)', or with residual stages '10 tokens x 3 stages x log2(256)'."""
-    codes = math.prod(r.get("index_shape") or [1])
-    stages = f" x {codes} stages" if codes > 1 else ""
-    return f"{r['tokens_per_clip']} tokens{stages} x log2({r['codebook_size']})"
 
 
 def format_table(r: dict[str, Any]) -> str:
     t, d = r["metrics"]["tokenizer"], r["metrics"]["dct"]
     dct_name = f"DCT ({r['dct']['keep']} coef x {r['dct']['bits']} bit x 6 ch)"
     lines = [f"camera: {r['clips']} held-out clips of {r['frames']} frames; "
-             f"{_token_bits(r)} = {r['bits_per_clip']} bits per clip for both codecs",
+             f"{token_bits(r['tokens_per_clip'], r['index_shape'], r['codebook_size'])} = {r['bits_per_clip']} bits per clip for both codecs",
              f"{'':<22}{'tokenizer':>12}  {dct_name}"]
     for key, label in (("ate_mm", "ATE (mm, aligned)"), ("rte_mm", "RTE (mm/frame)"), ("rre_deg", "RRE (deg/frame)"),
                        ("rot_deg", "rotation error (deg)")):

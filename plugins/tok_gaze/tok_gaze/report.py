@@ -8,7 +8,7 @@ frames (normalized image units, and degrees of visual angle when the modality re
 field of view). The baseline is a DCT along time over x and y with exactly the tokenizer's
 bits per clip (`tokcore.codecs`), invalid frames filled by linear interpolation first, its
 (keep, bits) split chosen on the training split. Writes `<output>/metrics.json`,
-`<output>/gaze_val.png` and the tokens (`<output>/tokens.npz`, indices and keys).
+`<output>/gaze_val.png`; the tokens are in the roundtrip's token store.
 
 Tokens and reconstructions come from the real pipeline (`tokcore.tokens.roundtrip`): the
 `tokcore tokenize` job writes `<run>/roundtrip-<split>/tokens`, the `tokcore decode` job
@@ -17,8 +17,6 @@ Tokens and reconstructions come from the real pipeline (`tokcore.tokens.roundtri
 
 from __future__ import annotations
 
-import io
-import math
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +24,8 @@ import numpy as np
 import torch
 
 from tokcore.codecs import DCTCodec
-from tokcore.tokens.roundtrip import roundtrip, split_inputs
+from tokcore.tokens.roundtrip import roundtrip, save_report, split_inputs, token_bits
 from tokcore.train.evaluate import codebook_usage
-from tokcore.io import atomic_write_bytes, atomic_write_json
 
 
 def fill_gaps(x: np.ndarray) -> np.ndarray:
@@ -64,7 +61,7 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     info = tok.info()
     bits = int(round(info["bits_per_sample"]))
     rt = roundtrip(run, split)
-    keys, clips, tokens, decoded = rt.keys, rt.inputs, rt.tokens, rt.decoded
+    clips, tokens, decoded = rt.inputs, rt.tokens, rt.decoded
     _, train = split_inputs(run, "train")
 
     indices = torch.from_numpy(tokens.astype(np.int64))
@@ -85,27 +82,15 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     from tok_gaze.plot import plot_gaze
 
     plot = plot_gaze(clips.numpy(), recon.numpy(), out / "gaze_val.png", extra={"DCT": dct.numpy()})
-    buf = io.BytesIO()
-    np.savez(buf, indices=indices.numpy(), keys=np.array(keys))
-    atomic_write_bytes(out / "tokens.npz", buf.getvalue())
-    atomic_write_json(out / "metrics.json", result)
-    print(format_table(result))
-    print(f"plot: {plot}\nmetrics: {out / 'metrics.json'}")
+    save_report(out, result, format_table(result), plot)
     return result
-
-
-def _token_bits(r: dict[str, Any]) -> str:
-    """'30 tokens x log2(256)', or with residual stages '10 tokens x 3 stages x log2(256)'."""
-    codes = math.prod(r.get("index_shape") or [1])
-    stages = f" x {codes} stages" if codes > 1 else ""
-    return f"{r['tokens_per_clip']} tokens{stages} x log2({r['codebook_size']})"
 
 
 def format_table(r: dict[str, Any]) -> str:
     t, d = r["metrics"]["tokenizer"], r["metrics"]["dct"]
     dct_name = f"DCT ({r['dct']['keep']} coef x {r['dct']['bits']} bit x 2 ch)"
     lines = [f"gaze: {r['clips']} held-out clips of {r['frames']} frames ({100 * r['valid_frames']:.0f}% valid); "
-             f"{_token_bits(r)} = {r['bits_per_clip']} bits per clip for both codecs",
+             f"{token_bits(r['tokens_per_clip'], r['index_shape'], r['codebook_size'])} = {r['bits_per_clip']} bits per clip for both codecs",
              f"{'':<26}{'tokenizer':>12}  {dct_name}",
              f"{'error (normalized units)':<26}{t['error']:>12.4f}  {d['error']:>10.4f}"]
     if "error_deg" in t:
