@@ -62,6 +62,29 @@ def roundtrip(run: str | Path, split: str = "val", folder: str | Path | None = N
                      read_decoded(folder / "decoded", keys))
 
 
+@dataclass
+class ReportInputs:
+    """What a held-out report starts from (see `report_inputs`)."""
+
+    tokenizer: object
+    info: dict
+    bits: int  # the tokenizer's bits per sample, the budget a baseline codec gets
+    out: Path
+    roundtrip: Roundtrip
+    train: torch.Tensor  # raw training inputs, to fit a baseline codec on
+
+
+def report_inputs(run: str | Path, output: str | Path | None, split: str) -> ReportInputs:
+    """The tokenizer of `run`, `split` through the whole pipeline, and the training inputs."""
+    from tokcore.load import load_tokenizer
+
+    run = Path(run)
+    tok = load_tokenizer(run)
+    info = tok.info()
+    return ReportInputs(tok, info, int(round(info["bits_per_sample"])), Path(output) if output else run / "report",
+                        roundtrip(run, split), split_inputs(run, "train")[1])
+
+
 def token_bits(tokens_per_sample: int, index_shape: list[int], codebook_size: int) -> str:
     """'30 tokens x log2(256)', or with residual stages '10 tokens x 3 stages x log2(256)'."""
     codes = math.prod(index_shape or [1])

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
-from tokcore.io import atomic_write_bytes
+from tokcore.io import atomic_write_figure
 
 
 def plot_trajectories(target: np.ndarray, recon: np.ndarray, path: Path,
@@ -52,8 +51,4 @@ def plot_trajectories(target: np.ndarray, recon: np.ndarray, path: Path,
     axes[0, 2].set_title("yaw (deg)")
     axes[0, 0].legend(loc="best", fontsize="small")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return atomic_write_figure(fig, path)

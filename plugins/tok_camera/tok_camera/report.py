@@ -25,7 +25,7 @@ import torch
 
 from tok_camera.geometry import matrix_to_rotvec, relative_to_first, rotvec_to_matrix, trajectory_errors
 from tokcore.codecs import DCTCodec
-from tokcore.tokens.roundtrip import roundtrip, save_report, split_inputs, token_bits
+from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits
 from tokcore.train.evaluate import codebook_usage
 
 MM = 1000.0
@@ -56,18 +56,10 @@ def dct_baseline(train: torch.Tensor, bits: int) -> tuple[DCTCodec, np.ndarray]:
 
 def report(run: str | Path, output: str | Path | None = None, split: str = "val") -> dict[str, Any]:
     """Evaluate the run's tokenizer and the DCT baseline on `split`; print and save the table."""
-    import tokcore
-
-    run = Path(run)
-    out = Path(output) if output else run / "report"
-    tok = tokcore.load_tokenizer(run)
-    info = tok.info()
-    bits = int(round(info["bits_per_sample"]))
-    rt = roundtrip(run, split)
-    clips, tokens, decoded = rt.inputs, rt.tokens, rt.decoded
-    _, train = split_inputs(run, "train")
-
-    indices = torch.from_numpy(tokens.astype(np.int64))
+    r = report_inputs(run, output, split)
+    info, bits, out, train = r.info, r.bits, r.out, r.train
+    clips, decoded = r.roundtrip.inputs, r.roundtrip.decoded
+    indices = torch.from_numpy(r.roundtrip.tokens.astype(np.int64))
     recon = torch.from_numpy(decoded).double()
     codec, scale = dct_baseline(train, bits)
     dct = from_rotvec_translation(codec(to_rotvec_translation(clips) / scale) * scale)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from tokcore.codecs import DCTCodec
-from tokcore.tokens.roundtrip import roundtrip, save_report, split_inputs, token_bits
+from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits
 from tokcore.train.evaluate import codebook_usage
 
 
@@ -53,18 +53,10 @@ def dct_baseline(train: np.ndarray, bits: int) -> DCTCodec:
 
 def report(run: str | Path, output: str | Path | None = None, split: str = "val") -> dict[str, Any]:
     """Evaluate the run's tokenizer and the DCT baseline on `split`; print and save the table."""
-    import tokcore
-
-    run = Path(run)
-    out = Path(output) if output else run / "report"
-    tok = tokcore.load_tokenizer(run)
-    info = tok.info()
-    bits = int(round(info["bits_per_sample"]))
-    rt = roundtrip(run, split)
-    clips, tokens, decoded = rt.inputs, rt.tokens, rt.decoded
-    _, train = split_inputs(run, "train")
-
-    indices = torch.from_numpy(tokens.astype(np.int64))
+    r = report_inputs(run, output, split)
+    tok, info, bits, out, train = r.tokenizer, r.info, r.bits, r.out, r.train
+    clips, decoded = r.roundtrip.inputs, r.roundtrip.decoded
+    indices = torch.from_numpy(r.roundtrip.tokens.astype(np.int64))
     recon = torch.from_numpy(decoded).float()
     codec = dct_baseline(train.numpy(), bits)
     dct = torch.from_numpy(np.clip(codec(fill_gaps(clips.numpy())), 0.0, 1.0)).float()
