@@ -47,7 +47,7 @@ SCHEMA: dict[str, Any] = {
     "seed": int,
     "modality": Component("modality"),
     "model": {"encoder": Component("encoder"), "quantizer": Component("quantizer"),
-              "decoder": Component("decoder")},
+              "decoder": Component("decoder"), "framewise": bool},
     "loss": Component("loss"),
     "trainer": Component("trainer"),
     "data": Component("dataset"),

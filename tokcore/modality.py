@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -146,9 +146,10 @@ class Modality(ABC):
         """
         return write_array_samples(target, recon, path)
 
-    def write_decoded(self, x: Tensor, path: Path) -> list[Path]:
+    def write_decoded(self, x: Tensor, path: Path, meta: Mapping[str, Any] | None = None) -> list[Path]:
         """Write one decoded sample (raw values, no batch axis) for `tokcore decode` at `path`
-        plus the modality's file suffix; returns the files written.
+        plus the modality's file suffix; returns the files written. `meta` is the sample's
+        metadata recorded at tokenize time (a video's frame rate, say), or None.
 
         The base class writes `<path>.npy`; plugins write images, videos, trajectories.
         """

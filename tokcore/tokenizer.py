@@ -48,6 +48,12 @@ class TokenizerOutput:
 class Tokenizer(nn.Module):
     """Encoder + quantizer + decoder, with the modality's normalization built in.
 
+    With `framewise`, an image encoder and decoder tokenize a video frame by frame (VIMPAC's
+    approach): a batch `(B, C, T, ...)` is folded to `(B*T, C, ...)` for the encoder, its
+    latents unfolded to `(B, T, *grid, D)`, and the decoder's frames folded back to
+    `(B, C, T, ...)`. The weights are those of the image tokenizer, named alike, so a trained
+    image tokenizer initializes a frame-wise video one (`train.init_from`).
+
     Args:
         encoder: maps normalized input to latents `(B, *grid, D)`.
         quantizer: the bottleneck, `dim == encoder.out_dim`.
@@ -55,22 +61,44 @@ class Tokenizer(nn.Module):
         modality: validation and normalization of raw inputs; None means identity.
         input_shape: the shape of one sample it was trained on (for `info`).
         config: the component configs it was built from (recorded in checkpoints).
+        framewise: fold axis 2 (time) into the batch around the encoder and decoder.
     """
 
     def __init__(self, encoder: Encoder, quantizer: Quantizer, decoder: Decoder,
                  modality: Modality | None = None, input_shape: tuple[int, ...] | None = None,
-                 config: Mapping[str, Any] | None = None):
+                 config: Mapping[str, Any] | None = None, framewise: bool = False):
         super().__init__()
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
         self.modality = modality
-        self.input_shape = tuple(input_shape) if input_shape else tuple(encoder.example_input(1).shape[1:])
+        self.framewise = framewise
+        if input_shape:
+            self.input_shape = tuple(input_shape)
+        else:
+            one = tuple(encoder.example_input(1).shape[1:])
+            self.input_shape = one[:1] + (1,) + one[1:] if framewise else one
         self.config = dict(config or {})
 
     def forward(self, x: Tensor, **cond: Any) -> TokenizerOutput:
         """Training path on a *normalized* batch."""
-        z = self.encoder(x)
+        z = self._encode(x)
         q = self.quantizer(z)
-        return TokenizerOutput(self.decoder(q.quantized, **cond), q, z)
+        return TokenizerOutput(self._decode(q.quantized, **cond), q, z)
+
+    def _encode(self, x: Tensor) -> Tensor:
+        if not self.framewise:
+            return self.encoder(x)
+        if x.dim() < 4:
+            raise ValueError(f"a framewise tokenizer takes (B, C, T, ...) batches, got shape {tuple(x.shape)}")
+        b, c, t = x.shape[:3]
+        z = self.encoder(x.transpose(1, 2).reshape(b * t, c, *x.shape[3:]))
+        return z.reshape(b, t, *z.shape[1:])
+
+    def _decode(self, codes: Tensor, **cond: Any) -> Tensor:
+        if not self.framewise:
+            return self.decoder(codes, **cond)
+        b, t = codes.shape[:2]
+        frames = self.decoder(codes.reshape(b * t, *codes.shape[2:]), **cond)
+        return frames.reshape(b, t, *frames.shape[1:]).transpose(1, 2)
 
     def prepare(self, batch: Tensor | Mapping[str, Any]) -> Tensor:
         """A raw batch (a tensor, or a sample dict with "input") validated and normalized."""
@@ -88,7 +116,7 @@ class Tokenizer(nn.Module):
         """`encode` of a batch that is already validated and normalized (`prepare`d): the
         tokenize pipeline prepares batches in its DataLoader workers."""
         with _eval(self):
-            q = self.quantizer(self.encoder(x.to(_device(self))))
+            q = self.quantizer(self._encode(x.to(_device(self))))
         if q.indices is None:
             return Tokens(latents=q.quantized)
         return Tokens(indices=q.indices)
@@ -100,12 +128,16 @@ class Tokenizer(nn.Module):
             tokens = Tokens(indices=tokens) if not tokens.is_floating_point() else Tokens(latents=tokens)
         with _eval(self):
             codes = tokens.latents if tokens.indices is None else self.quantizer.indices_to_codes(tokens.indices)
-            out = self.decoder(codes.to(_device(self)), **cond)
+            out = self._decode(codes.to(_device(self)), **cond)
         return out if self.modality is None else self.modality.denormalize(out)
 
     def info(self) -> dict[str, Any]:
         """Input spec, token grid, codebook, and what compression that amounts to."""
-        grid = tuple(self.encoder.token_grid(self.input_shape))
+        if self.framewise:
+            c, t, *space = self.input_shape
+            grid = (t, *self.encoder.token_grid((c, *space)))
+        else:
+            grid = tuple(self.encoder.token_grid(self.input_shape))
         n_tokens = math.prod(grid)
         bits = self.quantizer.bits_per_token * n_tokens
         return {
@@ -118,6 +150,7 @@ class Tokenizer(nn.Module):
             "latent_dim": self.quantizer.dim,
             "bits_per_sample": bits,
             "components": {k: v.get("name") for k, v in self.config.items() if isinstance(v, Mapping)},
+            "framewise": self.framewise,
             "parameters": {name: sum(p.numel() for p in m.parameters())
                            for name, m in (("encoder", self.encoder), ("quantizer", self.quantizer),
                                            ("decoder", self.decoder))},
@@ -170,6 +203,7 @@ def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None
     if dec.in_dim != q.dim:
         raise ConfigError(f"{dec.in_dim} differs from model.quantizer's dim {q.dim}; make them equal",
                           key="model.decoder.in_dim")
+    framewise = bool(model.get("framewise", False))
     config = {"encoder": dict(model["encoder"]), "quantizer": dict(model["quantizer"]),
-              "decoder": dict(model["decoder"])}
-    return Tokenizer(enc, q, dec, mod, input_shape, config)
+              "decoder": dict(model["decoder"]), "framewise": framewise}
+    return Tokenizer(enc, q, dec, mod, input_shape, config, framewise)

@@ -32,7 +32,11 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
                            "with that checkpoint")
     dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
     tok = load_tokenizer(ckpt, device=dev)
-    write = tok.modality.write_decoded if tok.modality is not None else write_array
+    if tok.modality is not None:
+        write = tok.modality.write_decoded
+    else:
+        def write(x, path, meta):  # no modality: the raw array
+            return write_array(x, path)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     keys = list(store)[:limit] if limit is not None else list(store)
@@ -50,7 +54,7 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
                 t = Tokens(latents=torch.from_numpy(arr.astype(np.float32)))
             raw = tok.decode(t).cpu()
             for k, x in zip(chunk, raw):
-                written = write(x, out / key_path(k))
+                written = write(x, out / key_path(k), store.meta(k))
                 files += len(written)
                 rows.append({"key": k, "files": [p.relative_to(out).as_posix() for p in written],
                              "meta": store.meta(k)})

@@ -1,17 +1,48 @@
-"""RGB images and videos: 3 channels, raw values 0-255, normalized to [-1, 1] by default."""
+"""RGB images and videos: 3 channels, raw values 0-255, normalized to [-1, 1] by default.
+
+Outputs a person can open: `tokcore decode` writes images as PNG and clips as mp4 at the
+frame rate recorded with the sample (plus the raw `.npy`, lossless); training samples are
+PNG grids of inputs above reconstructions.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+import io
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from tokcore.modality import Modality
+from tok_rgb.video import write_mp4
+from tokcore.errors import InputError
+from tokcore.io import atomic_write_bytes
+from tokcore.modality import Modality, write_array, write_array_samples
+
+DEFAULT_FPS = 30.0  # for a decoded clip whose metadata records no rate
+
+
+def to_uint8(x: Tensor) -> np.ndarray:
+    """Raw values in [0, 255] (any float) as rounded uint8."""
+    return x.detach().float().round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """`(H, W, 3)` uint8 as PNG."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 class RGBModality(Modality):
     """RGB images `(3, H, W)` with raw values in [0, 255] (uint8 or float).
+
+    Besides shape, finiteness and range, float input whose values are fractions inside
+    [0, 1] is rejected when the range is 0-255: that is a [0, 1] image given to a 0-255
+    tokenizer, which would otherwise pass as an almost black picture.
 
     Args:
         mean: per-channel value subtracted before encoding (127.5 maps 0-255 to [-1, 1]).
@@ -28,10 +59,34 @@ class RGBModality(Modality):
                  value_range: Sequence[float] | None = (0.0, 255.0)):
         super().__init__(mean, std, value_range)
 
+    def check(self, x: Tensor, *, sample: str, batched: bool) -> None:
+        if self.value_range is None or self.value_range[1] <= 1.0 or not x.numel():
+            return
+        if float(x.min()) >= 0.0 and float(x.max()) <= 1.0 and bool((x != x.round()).any()):
+            raise InputError(f"{sample}: {self.name} values are fractions in [0, 1] but this tokenizer takes "
+                             f"[{self.value_range[0]:g}, {self.value_range[1]:g}]; multiply by 255")
+
     def example(self, batch_size: int = 2) -> Tensor:
         g = torch.Generator().manual_seed(0)
         shape = (batch_size, *[{"C": 3, "T": 4}.get(a, 16) for a in self.layout])
         return torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
+
+    def invalid_examples(self, x: Tensor) -> list[tuple[Any, str]]:
+        return super().invalid_examples(x) + [(x.float() / 255.0, "a [0, 1] picture given to a 0-255 tokenizer"),
+                                              (x.narrow(1, 0, 1), "one channel")]
+
+    def write_decoded(self, x: Tensor, path: Path, meta: Mapping[str, Any] | None = None) -> list[Path]:
+        """`<path>.png`."""
+        out = path.with_name(path.name + ".png")
+        atomic_write_bytes(out, png_bytes(to_uint8(x).transpose(1, 2, 0)))
+        return [out]
+
+    def write_samples(self, target: Tensor, recon: Tensor, path: Path) -> list[Path]:
+        """`<path>.png`: inputs (top row) above reconstructions; `<path>.npz`: the arrays."""
+        grid = np.concatenate([_row(target), _row(recon)], axis=0)
+        out = path.with_suffix(".png")
+        atomic_write_bytes(out, png_bytes(grid))
+        return [out] + write_array_samples(target, recon, path)
 
 
 class VideoModality(RGBModality):
@@ -45,3 +100,23 @@ class VideoModality(RGBModality):
 
     name = "video"
     layout = "CTHW"
+
+    def write_decoded(self, x: Tensor, path: Path, meta: Mapping[str, Any] | None = None) -> list[Path]:
+        """`<path>.mp4` at the clip's recorded `fps` (meta), and `<path>.npy`, the raw frames."""
+        fps = float((meta or {}).get("fps") or DEFAULT_FPS)
+        frames = to_uint8(x).transpose(1, 2, 3, 0)  # (T, H, W, 3)
+        return [write_mp4(path.with_name(path.name + ".mp4"), frames, fps)] + write_array(x, path)
+
+    def write_samples(self, target: Tensor, recon: Tensor, path: Path) -> list[Path]:
+        """`<path>.png`: for each clip, its frames left to right, input above reconstruction."""
+        rows = []
+        for t, r in zip(target, recon):  # (3, T, H, W): frames as a row of pictures
+            rows += [_row(t.transpose(0, 1)), _row(r.transpose(0, 1))]
+        out = path.with_suffix(".png")
+        atomic_write_bytes(out, png_bytes(np.concatenate(rows, axis=0)))
+        return [out] + write_array_samples(target, recon, path)
+
+
+def _row(images: Tensor) -> np.ndarray:
+    """`(N, 3, H, W)` raw pictures side by side, `(H, N*W, 3)` uint8."""
+    return np.concatenate(list(to_uint8(images).transpose(0, 2, 3, 1)), axis=1)
