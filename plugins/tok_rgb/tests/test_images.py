@@ -44,7 +44,7 @@ def test_formats_are_read_as_rgb_with_keys_from_relative_paths(tmp_path):
     for i in range(len(ds)):
         s = ds[i]
         assert s["key"] == keys[i] and s["input"].shape == (3, 20, 30) and s["input"].dtype == torch.uint8
-        tol = 3 if keys[i] == "four" else 0  # jpeg is lossy even at quality 100
+        tol = 8 if keys[i] == "four" else 0  # jpeg is lossy (chroma subsampled) even at quality 100
         assert (s["input"].permute(1, 2, 0).int() - torch.from_numpy(img).int()).abs().max() <= tol, keys[i]
 
 
@@ -99,8 +99,8 @@ def test_resize_crop_and_flip(tmp_path):
     assert torch.equal(flipped, torch.from_numpy(ramp(20, 30)).permute(2, 0, 1).flip(-1))
     small = ImageFolder(str(tmp_path), split="all", size=10)[0]  # shorter side 20 -> 10
     assert small["input"].shape == (3, 10, 15) and small["meta"]["resize"] == [10, 15]
-    # antialiased resize of a linear ramp stays (about) linear: row pairs averaged
-    assert np.allclose(small["input"][0, :, 0].float().numpy(), np.arange(10) * 20 + 5, atol=1.5)
+    # antialiased resize of a linear ramp: each row the mean of two (edges clamp the filter)
+    assert np.allclose(small["input"][0, 1:-1, 0].float().numpy(), np.arange(1, 9) * 20 + 5, atol=1)
 
 
 def test_random_views_depend_only_on_seed_and_index(tmp_path):
@@ -123,6 +123,7 @@ def test_splits_are_disjoint_and_bad_config_is_named(tmp_path):
     save(tmp_path / "0.jpg", ramp(8, 8))
     with pytest.raises(ConfigError, match=r"0\.jpg' and .*0\.png' would both have sample key '0'"):
         ImageFolder(str(tmp_path))
+    (tmp_path / "0.jpg").unlink()
     with pytest.raises(ConfigError, match="crop: unknown crop 'middle'; use one of top, center, bottom, random"):
         ImageFolder(str(tmp_path), crop="middle")
     (tmp_path / "empty").mkdir()

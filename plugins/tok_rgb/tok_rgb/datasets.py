@@ -140,7 +140,8 @@ class ImageShards(_Pictures):
 
     Args:
         path: a shard, or a folder whose `*.tar` files (recursively) are the shards.
-        ext: the member extension that holds the picture (e.g. "jpg"), or null for the first found.
+        ext: the member extension that holds the picture (e.g. "jpg", "depth.png"), or null for
+            the first found.
         split: "train", "val" or "all".
         val_fraction: share of samples held out for "val", chosen by `split_seed`.
         split_seed: seed of the train/val assignment.
@@ -167,7 +168,7 @@ class ImageShards(_Pictures):
                  split_seed: int = 0, size: int | None = None, crop_size: int | list[int] | None = None,
                  crop: Crop = "center", flip: Flip = "none", seed: int = 0, background: list[int] | None = None):
         super().__init__(size, crop_size, crop, flip, seed, background)
-        if ext is not None and "." + ext.lower().lstrip(".") not in IMAGE_SUFFIXES:
+        if ext is not None and "." + ext.lower().rsplit(".", 1)[-1] not in IMAGE_SUFFIXES:
             raise ConfigError(f"'{ext}' is not a picture extension; use one of "
                               f"{', '.join(s[1:] for s in IMAGE_SUFFIXES)}", key="ext")
         shards = _files(Path(path), (".tar",), "tar shards")

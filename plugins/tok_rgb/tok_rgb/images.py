@@ -48,11 +48,11 @@ def _pillow_array(data: bytes, name: str) -> np.ndarray:
         if img.mode == "P":  # palette: expand, keeping transparency as alpha
             img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         if img.mode in ("I;16", "I;16B", "I;16L"):
-            return np.asarray(img, dtype=np.uint16)
+            return np.array(img, dtype=np.uint16)
         if img.mode not in ("L", "LA", "RGB", "RGBA"):
             raise ImageFormatError(f"{name}: image mode {img.mode} is not supported; convert it to RGB "
                                    "(e.g. with Pillow: img.convert('RGB'))")
-        return np.asarray(img)
+        return np.array(img)  # a writable copy (torch refuses read-only arrays)
 
 
 def to_rgb(arr: np.ndarray, name: str, background: Sequence[int] | None = None) -> np.ndarray:
