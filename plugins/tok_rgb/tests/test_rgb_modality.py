@@ -29,3 +29,17 @@ def test_video_is_channels_first_over_time():
     assert clip.shape == (2, 3, 4, 16, 16)
     with pytest.raises(InputError, match="shape"):
         video.validate(clip.permute(0, 2, 1, 3, 4)[:, :, :, :8])  # (B, T, C, H, W) by mistake
+
+
+def test_pictures_in_0_1_and_wrong_dtypes_are_caught():
+    rgb = registry.build("modality", {"name": "rgb"})
+    with pytest.raises(InputError, match=r"cat: rgb values are fractions in \[0, 1\] .* multiply by 255"):
+        rgb.validate(torch.rand(3, 8, 8), sample="cat", batched=False)
+    assert rgb.validate(torch.zeros(3, 8, 8), batched=False).abs().sum() == 0  # a black frame is fine
+    with pytest.raises(InputError, match=r"cat: rgb input has dtype torch.bool; give floats or integers"):
+        rgb.validate(torch.zeros(3, 8, 8, dtype=torch.bool), sample="cat", batched=False)
+    with pytest.raises(InputError, match=r"cat: rgb values span \[0, 65535\]"):  # 16-bit not rescaled
+        rgb.validate(torch.full((3, 8, 8), 65535, dtype=torch.int32).index_fill_(1, torch.tensor([0]), 0),
+                     sample="cat", batched=False)
+    unit = registry.build("modality", {"name": "rgb", "value_range": [0, 1], "mean": 0.5, "std": 0.5})
+    assert unit.validate(torch.rand(1, 3, 8, 8)).shape == (1, 3, 8, 8)  # [0, 1] when configured so
