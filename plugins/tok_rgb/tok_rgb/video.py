@@ -89,8 +89,9 @@ def read_frames(path: Path, indices: list[int], info: VideoInfo,
             last = i
     missing = [i for i in wanted if i not in got]
     if missing:
-        raise ValueError(f"{path}: frames {missing[0]}-{missing[-1]} could not be decoded (the stream ends at "
-                         f"frame {last}, the container says {info.frames}); the file may be truncated")
+        ended = f"the last decoded frame is {last}" if last is not None else "no frame decoded"
+        raise ValueError(f"{path}: frames {missing[0]}-{missing[-1]} could not be decoded ({ended}; the "
+                         f"container says {info.frames} frames); the file may be truncated")
     return [got[i] for i in indices]
 
 
