@@ -7,7 +7,11 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("dataset", "camera_synthetic"): "tok-camera",
     ("dataset", "gaze_files"): "tok-gaze",
     ("dataset", "gaze_synthetic"): "tok-gaze",
+    ("dataset", "text_corpus"): "tok-text",
+    ("dataset", "text_files"): "tok-text",
     ("decoder", "triplane"): "tok-coordtok",
+    ("decoder", "wordpiece"): "tok-text",
+    ("encoder", "wordpiece"): "tok-text",
     ("loss", "camera_pose"): "tok-camera",
     ("modality", "camera"): "tok-camera",
     ("modality", "depth"): "tok-depth",
@@ -15,4 +19,5 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("modality", "rgb"): "tok-rgb",
     ("modality", "text"): "tok-text",
     ("modality", "video"): "tok-rgb",
+    ("trainer", "wordpiece"): "tok-text",
 }
