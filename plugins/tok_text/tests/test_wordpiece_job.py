@@ -28,7 +28,7 @@ def run(tmp_path_factory):
     assert main(["train", "--config", str(CFG / "wordpiece.yaml"), "--output", str(out),
                  "data.name=text_files", f"data.paths={root / 'captions.jsonl'}", "data.field=caption",
                  "data.val_fraction=0.1", "trainer.vocab_size=300", "trainer.min_frequency=1",
-                 "model.encoder.max_length=24"]) == 0
+                 "model.encoder.max_length=24", "model.encoder.offsets=true"]) == 0
     return out
 
 

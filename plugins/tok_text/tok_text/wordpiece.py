@@ -50,9 +50,9 @@ class _HoldsVocabulary:
 
 class WordPieceEncoder(_HoldsVocabulary, DiscreteEncoder):
     """Text to WordPiece ids (4M's caption tokenizer): a batch of strings becomes int64 ids
-    `(B, L)`, a mask of real tokens and the `[start, end)` character span of each token in
-    the (Unicode-normalized) input. The vocabulary comes from the `wordpiece` trainer, a
-    checkpoint, or `vocab`.
+    `(B, L)`, a mask of real tokens and, with `offsets`, the `[start, end)` character span
+    of each token in the (Unicode-normalized) input. The vocabulary comes from the
+    `wordpiece` trainer, a checkpoint, or `vocab`.
 
     Args:
         max_length: longest token sequence; longer texts are truncated (the wrapping
@@ -61,7 +61,8 @@ class WordPieceEncoder(_HoldsVocabulary, DiscreteEncoder):
             batch to max_length.
         special_tokens: add the vocabulary's wrapping tokens ([CLS] ... [SEP] or
             [SOS] ... [EOS]) around each text.
-        offsets: return the character spans of tokens (Tokens.offsets).
+        offsets: return the character spans of tokens (Tokens.offsets); off by default, as
+            turning the library's span tuples into a tensor costs about as much as encoding.
         vocab: a tokenizers JSON file or BERT vocab.txt to start from (normally none:
             the vocabulary is fitted or loaded with the checkpoint).
     """
@@ -69,10 +70,10 @@ class WordPieceEncoder(_HoldsVocabulary, DiscreteEncoder):
     @staticmethod
     def example_config() -> dict[str, Any]:
         """A small vocabulary fitted on a few sentences, written to a temporary file."""
-        return {"vocab": example_vocabulary(), "max_length": 16}
+        return {"vocab": example_vocabulary(), "max_length": 16, "offsets": True}
 
     def __init__(self, max_length: int = 256, padding: Literal["longest", "max_length"] = "longest",
-                 special_tokens: bool = True, offsets: bool = True, vocab: str | None = None):
+                 special_tokens: bool = True, offsets: bool = False, vocab: str | None = None):
         super().__init__()
         if max_length < 1:
             raise TokcoreError(f"max_length must be at least 1, got {max_length}")
