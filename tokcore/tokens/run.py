@@ -172,9 +172,10 @@ class Prepare:
     """Collate for tokenize: group samples by shape, validate, stack and normalize.
 
     Samples of different shapes go to separate groups (each one encoder call) instead of
-    failing; inputs that are not arrays (text) form one group, passed on as a list. A group is validated in one batched call (every check is per sample, so the
-    batch passes exactly when each sample does); only when it fails are its samples checked
-    one by one, and those that fail become failure records with the reason."""
+    failing; inputs that are not arrays (text) form one group, passed on as a list. A group
+    is validated in one batched call (every check is per sample, so the batch passes
+    exactly when each sample does); only when it fails are its samples checked one by one,
+    and those that fail become failure records with the reason."""
 
     def __init__(self, modality: Any):
         self.modality = modality

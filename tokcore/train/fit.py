@@ -21,7 +21,8 @@ from tokcore.config import dump
 from tokcore.train import checkpoint as ckpt
 from tokcore.train.distributed import Context, barrier
 from tokcore.train.log import MetricsLog
-from tokcore.train.loop import DEFAULT_TRAINER, prepare_run_dir, build_data, build_model, seed_everything, tokenizer_meta
+from tokcore.train.loop import (DEFAULT_TRAINER, build_data, build_model, prepare_run_dir, seed_everything,
+                                 tokenizer_meta)
 from tokcore.train.state import load_state
 
 FIT_STEP = 1
