@@ -102,7 +102,8 @@ class Tokenizer(nn.Module):
         """`encode` of a batch that is already validated and normalized (`prepare`d): the
         tokenize pipeline prepares batches in its DataLoader workers."""
         if self.quantizer is None:
-            return self.encoder(x)
+            with _eval(self):
+                return self.encoder(x)
         with _eval(self):
             q = self.quantizer(self.encoder(x.to(_device(self))))
         if q.indices is None:
@@ -115,7 +116,8 @@ class Tokenizer(nn.Module):
         if isinstance(tokens, Tensor):
             tokens = Tokens(indices=tokens) if not tokens.is_floating_point() else Tokens(latents=tokens)
         if self.quantizer is None:
-            out = self.decoder(tokens.indices, mask=tokens.mask)
+            with _eval(self):
+                out = self.decoder(tokens.indices, mask=tokens.mask)
             return out if self.modality is None else self.modality.denormalize(out)
         with _eval(self):
             codes = tokens.latents if tokens.indices is None else self.quantizer.indices_to_codes(tokens.indices)

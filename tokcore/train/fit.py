@@ -2,8 +2,8 @@
 
 A fit has no gradient steps, optimizers or data-parallel ranks: the main process builds the
 data and the model, calls `trainer.fit(model, train, val)`, logs what it returns to
-metrics.jsonl and saves `checkpoints/step-1` (a fit counts as one step) with the same
-writer as the gradient loop, so `load_tokenizer`, `tokcore tokenize` and `tokcore decode`
+metrics.jsonl, writes held-out inputs beside their round trips to `samples/`, and saves
+`checkpoints/step-1` (a fit counts as one step) with the same writer as the gradient loop, so `load_tokenizer`, `tokcore tokenize` and `tokcore decode`
 read it like any other checkpoint. Other ranks (under torchrun) only wait. Resuming a run
 that already holds its checkpoint fits nothing again and returns the recorded figures.
 """
@@ -33,6 +33,22 @@ def sample_shape(x: Any) -> tuple[int, ...]:
     return tuple(x.shape) if isinstance(x, torch.Tensor) or hasattr(x, "shape") else ()
 
 
+def write_samples(model: Any, val_set: Any, path: Path, n: int = 8) -> None:
+    """The first `n` held-out inputs beside their round trip, written by the modality."""
+    from tokcore.modality import write_array_samples
+
+    raw = [val_set[i]["input"] for i in range(min(n, len(val_set)))]
+    if not raw:
+        return
+    batch = raw if isinstance(raw[0], (str, bytes)) else torch.stack([torch.as_tensor(x) for x in raw])
+    recon = model.decode(model.encode(batch))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if model.modality is not None:
+        model.modality.write_samples(batch, recon, path)
+    else:
+        write_array_samples(batch, recon, path)
+
+
 def fit_run(config: dict[str, Any], run_dir: Path, resume: bool, ctx: Context) -> dict[str, float]:
     latest = prepare_run_dir(run_dir, config, resume, ctx)
     if latest is not None:  # the fit is done; nothing to continue
@@ -51,6 +67,7 @@ def fit_run(config: dict[str, Any], run_dir: Path, resume: bool, ctx: Context) -
             log.message("fit: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
         finally:
             log.close()
+        write_samples(model, val_set, run_dir / "samples" / f"step-{FIT_STEP}")
         state = {"step": FIT_STEP, "best": {"value": None, "step": None}, "metrics": metrics}
         ckpt.save_checkpoint(run_dir, FIT_STEP, Context(device=ctx.device), model=model.eval(), ema=None,
                              trainer=trainer, state=state, tokenizer_meta=tokenizer_meta(model, config),

@@ -43,6 +43,8 @@ def test_fit_writes_an_ordinary_checkpoint(run):
     fit = rows[-1]
     assert fit["vocab_size"] == meta["codebook_size"] and fit["val/roundtrip_exact"] == 1.0
     assert fit["val/unk_rate"] == 0.0 and 1.0 <= fit["val/tokens_per_word"] < 3
+    shown = (run / "samples" / "step-1.txt").read_text(encoding="utf-8").split("\n\n")
+    assert shown[0].startswith("input:   ") and "\ndecoded: " in shown[0] and len(shown) == 9  # 8 and the end
 
 
 def test_load_tokenizer_encodes_with_padding_mask_and_offsets(run):
