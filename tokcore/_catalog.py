@@ -10,7 +10,11 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("dataset", "image_folder"): "tok-rgb",
     ("dataset", "image_shards"): "tok-rgb",
     ("dataset", "video_files"): "tok-rgb",
+    ("dataset", "text_corpus"): "tok-text",
+    ("dataset", "text_files"): "tok-text",
     ("decoder", "triplane"): "tok-coordtok",
+    ("decoder", "wordpiece"): "tok-text",
+    ("encoder", "wordpiece"): "tok-text",
     ("loss", "camera_pose"): "tok-camera",
     ("modality", "camera"): "tok-camera",
     ("modality", "depth"): "tok-depth",
@@ -18,4 +22,5 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("modality", "rgb"): "tok-rgb",
     ("modality", "text"): "tok-text",
     ("modality", "video"): "tok-rgb",
+    ("trainer", "wordpiece"): "tok-text",
 }

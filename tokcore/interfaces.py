@@ -10,16 +10,45 @@ or a discrete code:
   and `(n,)` for residual stages or heads. A continuous bottleneck has no indices.
 * Encoders and decoders work on *normalized* inputs; the Tokenizer applies the modality's
   recorded normalization, so users never handle statistics themselves.
+* A `DiscreteEncoder` emits token indices itself (a fitted vocabulary such as WordPiece, or
+  a fixed codec) and pairs with a `DiscreteDecoder`; a tokenizer built on them has no
+  quantizer, and its inputs need not be tensors (text is a list of strings).
+* Most trainers provide a gradient step; a `FitTrainer` fits the model in one pass over the
+  data instead (a vocabulary, k-means bins), and `tokcore train` calls its `fit`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from tokcore.tokenizer import Tokenizer
+
+
+@dataclass
+class Tokens:
+    """Encoded samples: discrete `indices` `(B, *grid, *index_shape)`, or continuous
+    `latents` `(B, *grid, D)` for a continuous bottleneck; `mask` `(B, *grid)` marks valid
+    tokens of variable-length sequences; `offsets` `(B, *grid, 2)`, when the encoder knows
+    them, is the `[start, end)` span of the input each token covers (characters, for text)."""
+
+    indices: Tensor | None = None
+    latents: Tensor | None = None
+    mask: Tensor | None = None
+    offsets: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if (self.indices is None) == (self.latents is None):
+            raise ValueError("Tokens needs exactly one of indices or latents")
+
+    @property
+    def data(self) -> Tensor:
+        return self.indices if self.indices is not None else self.latents  # type: ignore[return-value]
 
 
 class Encoder(nn.Module, ABC):
@@ -60,6 +89,50 @@ class Decoder(nn.Module, ABC):
     def example_cond(self, z: Tensor) -> dict[str, Any]:
         """Keyword arguments `forward` needs beside the latents `z` (none by default)."""
         return {}
+
+
+class DiscreteEncoder(Encoder):
+    """An encoder that emits discrete tokens itself, with no quantizer after it: a fitted
+    vocabulary (WordPiece, BPE) or a fixed codec. Its input is a normalized batch in
+    whatever form the modality gives (a tensor, or a list of strings for text); `forward`
+    returns `Tokens` with int64 indices in `[0, codebook_size)` and, for variable-length
+    sequences, a mask. A tokenizer built on one pairs it with a `DiscreteDecoder`.
+
+    Non-tensor state (a vocabulary) is kept in the state dict through `get_extra_state`
+    as a uint8 tensor, so it travels in `model.safetensors` like weights do, and the hash
+    of that file identifies the vocabulary a token store was made with.
+    """
+
+    out_dim = 0
+    codebook_size: int
+    index_shape: tuple[int, ...] = ()
+
+    @abstractmethod
+    def forward(self, x: Any) -> Tokens:  # type: ignore[override]
+        ...
+
+    @abstractmethod
+    def token_grid(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The (largest) token grid of one sample; shorter sequences are masked."""
+
+    @abstractmethod
+    def example_input(self, batch_size: int = 2) -> Any:
+        """A small valid normalized batch (used by the contract kit)."""
+
+
+class DiscreteDecoder(Decoder):
+    """The inverse of a `DiscreteEncoder`: int64 indices `(B, *grid, *index_shape)` (and the
+    mask of valid tokens) back to a normalized batch in the modality's form."""
+
+    in_dim = 0
+
+    @abstractmethod
+    def forward(self, indices: Tensor, mask: Tensor | None = None) -> Any:  # type: ignore[override]
+        ...
+
+    @abstractmethod
+    def example_input(self, batch_size: int = 2) -> Tensor:
+        """Small valid int64 indices for this decoder."""
 
 
 @dataclass
@@ -165,3 +238,21 @@ class Trainer(nn.Module, ABC):
 
         `batch["input"]` is normalized; `batch["mask"]` marks valid elements (or is None).
         """
+
+
+class FitTrainer(Trainer):
+    """A trainer that fits the model in one pass over the data instead of gradient steps: a
+    vocabulary (WordPiece, BPE), k-means bins, a PCA. `tokcore train` calls `fit` once on
+    the main process and saves the result as an ordinary checkpoint (`step-1`), which
+    `load_tokenizer`, `tokcore tokenize` and `tokcore decode` read like any other.
+    """
+
+    @abstractmethod
+    def fit(self, model: "Tokenizer", train: Any, val: Any) -> dict[str, float]:
+        """Fit `model` in place on the `train` dataset; returns figures to log, usually
+        measured on the `val` dataset (prefixed `val/`)."""
+
+    def training_step(self, model: nn.Module, batch: Mapping[str, Any], step: int,
+                      optimizer: str = "model") -> StepOutput:
+        raise TypeError(f"{type(self).__name__} fits in one pass and has no gradient step; "
+                        "tokcore train calls its fit()")

@@ -2,7 +2,8 @@
 
 `encode` takes raw data (validated, then normalized with the recorded statistics) and
 returns Tokens; `decode` returns raw data. The model itself only ever sees normalized
-tensors, through `forward`, which training uses.
+tensors, through `forward`, which training uses. A tokenizer whose encoder is a
+`DiscreteEncoder` (a fitted vocabulary) has no quantizer: the encoder emits the tokens.
 """
 
 from __future__ import annotations
@@ -15,27 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from tokcore.errors import ConfigError
-from tokcore.interfaces import Decoder, Encoder, Quantizer, QuantizerOutput
+from tokcore.interfaces import Decoder, DiscreteDecoder, DiscreteEncoder, Encoder, Quantizer, QuantizerOutput, Tokens
 from tokcore.modality import Modality
-
-
-@dataclass
-class Tokens:
-    """Encoded samples: discrete `indices` `(B, *grid, *index_shape)`, or continuous
-    `latents` `(B, *grid, D)` for a continuous bottleneck; `mask` `(B, *grid)` marks valid
-    tokens of variable-length sequences."""
-
-    indices: Tensor | None = None
-    latents: Tensor | None = None
-    mask: Tensor | None = None
-
-    def __post_init__(self) -> None:
-        if (self.indices is None) == (self.latents is None):
-            raise ValueError("Tokens needs exactly one of indices or latents")
-
-    @property
-    def data(self) -> Tensor:
-        return self.indices if self.indices is not None else self.latents  # type: ignore[return-value]
 
 
 @dataclass
@@ -56,30 +38,59 @@ class Tokenizer(nn.Module):
 
     Args:
         encoder: maps normalized input to latents `(B, *grid, D)`.
-        quantizer: the bottleneck, `dim == encoder.out_dim`.
-        decoder: maps codes back, `in_dim == quantizer.dim`.
+        quantizer: the bottleneck, `dim == encoder.out_dim`; None when the encoder is a
+            DiscreteEncoder, which emits the tokens itself.
+        decoder: maps codes back, `in_dim == quantizer.dim` (a DiscreteDecoder maps indices).
         modality: validation and normalization of raw inputs; None means identity.
         input_shape: the shape of one sample it was trained on (for `info`).
         config: the component configs it was built from (recorded in checkpoints).
         framewise: fold axis 2 (time) into the batch around the encoder and decoder.
     """
 
-    def __init__(self, encoder: Encoder, quantizer: Quantizer, decoder: Decoder,
+    def __init__(self, encoder: Encoder, quantizer: Quantizer | None, decoder: Decoder,
                  modality: Modality | None = None, input_shape: tuple[int, ...] | None = None,
                  config: Mapping[str, Any] | None = None, framewise: bool = False):
         super().__init__()
+        if (quantizer is None) != isinstance(encoder, DiscreteEncoder):
+            raise TypeError("a Tokenizer needs a quantizer unless its encoder is a DiscreteEncoder, and then none")
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
         self.modality = modality
         self.framewise = framewise
-        if input_shape:
-            self.input_shape = tuple(input_shape)
-        else:
-            one = tuple(encoder.example_input(1).shape[1:])
-            self.input_shape = one[:1] + (1,) + one[1:] if framewise else one
+        if input_shape is None:
+            example = encoder.example_input(1)
+            one = tuple(example.shape[1:]) if isinstance(example, Tensor) else ()
+            input_shape = one[:1] + (1,) + one[1:] if framewise and one else one
+        self.input_shape = tuple(input_shape)
         self.config = dict(config or {})
+
+    # -- what the tokens are (from the quantizer, or from a discrete encoder) ---------------
+    @property
+    def _coder(self) -> Quantizer | DiscreteEncoder:
+        return self.quantizer if self.quantizer is not None else self.encoder  # type: ignore[return-value]
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.quantizer is None or self.quantizer.is_discrete
+
+    @property
+    def codebook_size(self) -> int | None:
+        """Index values per position (a vocabulary's size), or None for continuous latents."""
+        return self._coder.codebook_size
+
+    @property
+    def index_shape(self) -> tuple[int, ...]:
+        return tuple(self._coder.index_shape)
+
+    @property
+    def bits_per_token(self) -> float:
+        if self.quantizer is not None:
+            return self.quantizer.bits_per_token
+        return math.prod(self.index_shape) * math.log2(self.codebook_size)
 
     def forward(self, x: Tensor, **cond: Any) -> TokenizerOutput:
         """Training path on a *normalized* batch."""
+        if self.quantizer is None:
+            raise TypeError("a tokenizer with a DiscreteEncoder has no training forward; fit it with a FitTrainer")
         z = self._encode(x)
         q = self.quantizer(z)
         return TokenizerOutput(self._decode(q.quantized, **cond), q, z)
@@ -112,9 +123,12 @@ class Tokenizer(nn.Module):
         return self.encode_normalized(self.prepare(batch))
 
     @torch.inference_mode()
-    def encode_normalized(self, x: Tensor) -> Tokens:
+    def encode_normalized(self, x: Any) -> Tokens:
         """`encode` of a batch that is already validated and normalized (`prepare`d): the
         tokenize pipeline prepares batches in its DataLoader workers."""
+        if self.quantizer is None:
+            with _eval(self):
+                return self.encoder(x)
         with _eval(self):
             q = self.quantizer(self._encode(x.to(_device(self))))
         if q.indices is None:
@@ -122,38 +136,42 @@ class Tokenizer(nn.Module):
         return Tokens(indices=q.indices)
 
     @torch.inference_mode()
-    def decode(self, tokens: Tokens | Tensor, **cond: Any) -> Tensor:
+    def decode(self, tokens: Tokens | Tensor, **cond: Any) -> Any:
         """Tokens (or an index tensor) back to raw values."""
         if isinstance(tokens, Tensor):
             tokens = Tokens(indices=tokens) if not tokens.is_floating_point() else Tokens(latents=tokens)
+        if self.quantizer is None:
+            with _eval(self):
+                out = self.decoder(tokens.indices, mask=tokens.mask)
+            return out if self.modality is None else self.modality.denormalize(out)
         with _eval(self):
             codes = tokens.latents if tokens.indices is None else self.quantizer.indices_to_codes(tokens.indices)
             out = self._decode(codes.to(_device(self)), **cond)
         return out if self.modality is None else self.modality.denormalize(out)
 
     def info(self) -> dict[str, Any]:
-        """Input spec, token grid, codebook, and what compression that amounts to."""
+        """Input spec, token grid, codebook, and what compression that amounts to. For a
+        variable-length tokenizer (a DiscreteEncoder) the grid and bits are the maximum."""
         if self.framewise:
             c, t, *space = self.input_shape
             grid = (t, *self.encoder.token_grid((c, *space)))
         else:
             grid = tuple(self.encoder.token_grid(self.input_shape))
         n_tokens = math.prod(grid)
-        bits = self.quantizer.bits_per_token * n_tokens
+        parts = {"encoder": self.encoder, "quantizer": self.quantizer, "decoder": self.decoder}
         return {
             "modality": self.modality.config() if self.modality is not None else None,
             "input_shape": list(self.input_shape),
             "token_grid": list(grid),
             "tokens_per_sample": n_tokens,
-            "index_shape": list(self.quantizer.index_shape),
-            "codebook_size": self.quantizer.codebook_size,
-            "latent_dim": self.quantizer.dim,
-            "bits_per_sample": bits,
+            "variable_length": self.quantizer is None,
+            "index_shape": list(self.index_shape),
+            "codebook_size": self.codebook_size,
+            "latent_dim": self.quantizer.dim if self.quantizer is not None else None,
+            "bits_per_sample": self.bits_per_token * n_tokens,
             "components": {k: v.get("name") for k, v in self.config.items() if isinstance(v, Mapping)},
             "framewise": self.framewise,
-            "parameters": {name: sum(p.numel() for p in m.parameters())
-                           for name, m in (("encoder", self.encoder), ("quantizer", self.quantizer),
-                                           ("decoder", self.decoder))},
+            "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in parts.items() if m is not None},
         }
 
 
@@ -183,20 +201,29 @@ def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None
     from tokcore import registry
 
     parts: dict[str, Any] = {}
-    for key, kind in (("encoder", "encoder"), ("quantizer", "quantizer"), ("decoder", "decoder")):
+    for key in ("encoder", "quantizer", "decoder"):
         if key not in model:
-            raise ConfigError(f"missing '{key}' (a {kind} config with 'name')", key=f"model.{key}")
+            if key == "quantizer" and isinstance(parts["encoder"], DiscreteEncoder):
+                continue  # the encoder emits the tokens itself
+            raise ConfigError(f"missing '{key}' (a {key} config with 'name')", key=f"model.{key}")
         try:
-            parts[key] = registry.build(kind, model[key])
+            parts[key] = registry.build(key, model[key])
         except ConfigError as err:
             raise err.located(prefix=f"model.{key}") from None
-    mod = None
-    if modality is not None:
-        try:
-            mod = registry.build("modality", modality)
-        except ConfigError as err:
-            raise err.located(prefix="modality") from None
-    enc, q, dec = parts["encoder"], parts["quantizer"], parts["decoder"]
+    enc, q, dec = parts["encoder"], parts.get("quantizer"), parts["decoder"]
+    names = {k: model[k]["name"] for k in parts}
+    config = {k: dict(model[k]) for k in parts}  # recorded in checkpoints
+    if isinstance(enc, DiscreteEncoder):
+        if q is not None:
+            raise ConfigError(f"encoder '{names['encoder']}' emits tokens itself; remove model.quantizer",
+                              key="model.quantizer")
+        if not isinstance(dec, DiscreteDecoder):
+            raise ConfigError(f"'{names['decoder']}' decodes latents, but encoder '{names['encoder']}' emits "
+                              "token indices; use a discrete decoder (one that takes indices)", key="model.decoder")
+        return Tokenizer(enc, None, dec, _build_modality(modality), input_shape, config)
+    if isinstance(dec, DiscreteDecoder):
+        raise ConfigError(f"'{names['decoder']}' takes token indices from a discrete encoder, but encoder "
+                          f"'{names['encoder']}' gives latents; use a latent decoder", key="model.decoder")
     if enc.out_dim != q.dim:
         raise ConfigError(f"{q.dim} differs from model.encoder's out_dim {enc.out_dim}; make them equal",
                           key="model.quantizer.dim")
@@ -204,6 +231,16 @@ def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None
         raise ConfigError(f"{dec.in_dim} differs from model.quantizer's dim {q.dim}; make them equal",
                           key="model.decoder.in_dim")
     framewise = bool(model.get("framewise", False))
-    config = {"encoder": dict(model["encoder"]), "quantizer": dict(model["quantizer"]),
-              "decoder": dict(model["decoder"]), "framewise": framewise}
-    return Tokenizer(enc, q, dec, mod, input_shape, config, framewise)
+    config["framewise"] = framewise
+    return Tokenizer(enc, q, dec, _build_modality(modality), input_shape, config, framewise)
+
+
+def _build_modality(modality: Mapping[str, Any] | None) -> Modality | None:
+    from tokcore import registry
+
+    if modality is None:
+        return None
+    try:
+        return registry.build("modality", modality)
+    except ConfigError as err:
+        raise err.located(prefix="modality") from None

@@ -89,7 +89,8 @@ def _state_round_trip(what: str, kind: str, name: str, module: Any, run: Callabl
     other.eval()
     with torch.no_grad():
         a, b = run(module), run(other)
-    _require(torch.equal(a, b), what, "a fresh instance loaded with its state_dict gives different outputs")
+    same = torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+    _require(same, what, "a fresh instance loaded with its state_dict gives different outputs")
 
 
 def _grads_reach(what: str, module: Any, inputs: list[Any]) -> None:
@@ -102,10 +103,12 @@ def _grads_reach(what: str, module: Any, inputs: list[Any]) -> None:
 def _check_encoder(what: str, kind: str, name: str) -> None:
     import torch
 
-    from tokcore.interfaces import Encoder
+    from tokcore.interfaces import DiscreteEncoder, Encoder
 
     enc = build_example(kind, name)
     _require(isinstance(enc, Encoder), what, "is not a tokcore.Encoder")
+    if isinstance(enc, DiscreteEncoder):
+        return _check_discrete_encoder(what, kind, name, enc)
     _require(isinstance(getattr(enc, "out_dim", None), int), what, "must set an int `out_dim`")
     enc.train()
     x = enc.example_input(2)
@@ -122,10 +125,12 @@ def _check_encoder(what: str, kind: str, name: str) -> None:
 def _check_decoder(what: str, kind: str, name: str) -> None:
     import torch
 
-    from tokcore.interfaces import Decoder
+    from tokcore.interfaces import Decoder, DiscreteDecoder
 
     dec = build_example(kind, name)
     _require(isinstance(dec, Decoder), what, "is not a tokcore.Decoder")
+    if isinstance(dec, DiscreteDecoder):
+        return _check_discrete_decoder(what, kind, name, dec)
     _require(isinstance(getattr(dec, "in_dim", None), int), what, "must set an int `in_dim`")
     dec.train()
     z = dec.example_input(2).requires_grad_(True)
@@ -138,6 +143,43 @@ def _check_decoder(what: str, kind: str, name: str) -> None:
     _grads_reach(what, dec, [z])
     zd = z.detach()
     _state_round_trip(what, kind, name, dec, lambda m: m(zd, **cond))
+
+
+def _check_discrete_encoder(what: str, kind: str, name: str, enc: Any) -> None:
+    """Tokens with int64 indices in range, a boolean mask and offsets of matching shapes, at
+    most the token grid long; the state (a vocabulary) survives the state-dict round trip."""
+    import torch
+
+    from tokcore.interfaces import Tokens
+
+    _require(isinstance(enc.codebook_size, int) and enc.codebook_size > 0, what, "codebook_size must be a positive int")
+    x = enc.example_input(2)
+    t = enc(x)
+    _require(isinstance(t, Tokens) and t.indices is not None, what, "forward must return Tokens with indices")
+    idx = t.indices
+    _require(idx.dtype == torch.int64 and idx.shape[0] == 2, what, "indices must be int64 with batch first")
+    grid = tuple(enc.token_grid(()))
+    lead = idx.shape[1:idx.dim() - len(enc.index_shape)]
+    _require(len(lead) == len(grid) and all(n <= g for n, g in zip(lead, grid)), what,
+             f"indices grid {tuple(lead)} exceeds token_grid {grid}")
+    _require(bool((idx >= 0).all() and (idx < enc.codebook_size).all()), what, "indices out of [0, codebook_size)")
+    if t.mask is not None:
+        _require(t.mask.dtype == torch.bool and t.mask.shape == idx.shape[:1 + len(lead)], what,
+                 "mask must be bool of shape (B, *grid)")
+    if t.offsets is not None:
+        _require(tuple(t.offsets.shape) == (*idx.shape[:1 + len(lead)], 2), what, "offsets must be (B, *grid, 2)")
+    _state_round_trip(what, kind, name, enc, lambda m: m(x).indices)
+
+
+def _check_discrete_decoder(what: str, kind: str, name: str, dec: Any) -> None:
+    import torch
+
+    idx = dec.example_input(2)
+    _require(idx.dtype == torch.int64 and idx.shape[0] == 2, what, "example_input must be int64 indices, batch first")
+    mask = torch.ones(idx.shape[:2], dtype=torch.bool)
+    out = dec(idx, mask=mask)
+    _require(len(out) == 2, what, "output must hold one item per sample")
+    _state_round_trip(what, kind, name, dec, lambda m: m(idx, mask=mask))
 
 
 def _check_quantizer(what: str, kind: str, name: str) -> None:

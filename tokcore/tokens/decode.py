@@ -52,8 +52,8 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
                 t = Tokens(indices=torch.from_numpy(arr.astype(np.int64)))
             else:
                 t = Tokens(latents=torch.from_numpy(arr.astype(np.float32)))
-            raw = tok.decode(t).cpu()
-            for k, x in zip(chunk, raw):
+            raw = tok.decode(t)
+            for k, x in zip(chunk, raw.cpu() if isinstance(raw, torch.Tensor) else raw):
                 written = write(x, out / key_path(k), store.meta(k))
                 files += len(written)
                 rows.append({"key": k, "files": [p.relative_to(out).as_posix() for p in written],

@@ -172,9 +172,10 @@ class Prepare:
     """Collate for tokenize: group samples by shape, validate, stack and normalize.
 
     Samples of different shapes go to separate groups (each one encoder call) instead of
-    failing. A group is validated in one batched call (every check is per sample, so the
-    batch passes exactly when each sample does); only when it fails are its samples checked
-    one by one, and those that fail become failure records with the reason."""
+    failing; inputs that are not arrays (text) form one group, passed on as a list. A group
+    is validated in one batched call (every check is per sample, so the batch passes
+    exactly when each sample does); only when it fails are its samples checked one by one,
+    and those that fail become failure records with the reason."""
 
     def __init__(self, modality: Any):
         self.modality = modality
@@ -193,6 +194,9 @@ class Prepare:
             if "error" in s:
                 failed.append({"index": s["index"], "error": s["error"]})
                 continue
+            if isinstance(s["input"], (str, bytes)):  # not an array: validated by the modality, as a list
+                groups.setdefault("objects", []).append((s, s["input"]))
+                continue
             try:
                 x = torch.as_tensor(s["input"])
             except Exception as err:
@@ -200,9 +204,9 @@ class Prepare:
                 continue
             groups.setdefault((tuple(x.shape), x.dtype), []).append((s, x))
         out = []
-        for members in groups.values():
+        for shape, members in groups.items():
             try:
-                x = self._validate(torch.stack([x for _, x in members]), "batch", batched=True)
+                x = self._validate(_stack([x for _, x in members], shape), "batch", batched=True)
             except Exception:  # find the samples at fault
                 kept = []
                 for s, x in members:
@@ -213,13 +217,17 @@ class Prepare:
                                        else f"{s['key']}: invalid input: {type(err).__name__}: {err}"})
                 if not kept:
                     continue
-                members, x = kept, torch.stack([x for _, x in kept])
+                members, x = kept, _stack([x for _, x in kept], shape)
             if self.modality is not None:
                 x = self.modality.normalize(x)
             out.append({"input": x, "indices": [s["index"] for s, _ in members],
                         "meta": [plain(s["meta"]) for s, _ in members]})
         failed.sort(key=lambda f: f["index"])
         return {"groups": out, "failed": failed}
+
+
+def _stack(xs: list[Any], group: Any) -> Any:
+    return list(xs) if group == "objects" else torch.stack(xs)
 
 
 # -- progress ------------------------------------------------------------------------------------------
@@ -263,7 +271,7 @@ def encode_group(tok: Any, x: Tensor, amp: Any) -> list[np.ndarray]:
 
 def _check_range(arr: np.ndarray, codebook_size: int | None) -> None:
     if codebook_size is not None and arr.size and (arr.min() < 0 or arr.max() >= codebook_size):
-        raise RuntimeError(f"the quantizer returned indices outside [0, {codebook_size})")
+        raise RuntimeError(f"the tokenizer returned indices outside [0, {codebook_size})")
 
 
 # -- one rank --------------------------------------------------------------------------------------------
@@ -342,8 +350,7 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary
                             prefetch_factor=4 if opts.workers > 0 else None)
         stream = iter(loader)
         tok = load_tokenizer(job.checkpoint, device=ctx.device)
-        q = tok.quantizer
-        codebook = q.codebook_size if q.is_discrete else None
+        codebook = tok.codebook_size if tok.is_discrete else None
         dtype = token_dtype(codebook, job.latent_dtype)
         writer = ShardWriter(out / SHARDS, f"rank{ctx.rank}", dtype, max_samples=opts.shard_samples,
                              max_bytes=opts.shard_bytes)
@@ -354,7 +361,8 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary
                 for f in batch["failed"]:
                     writer.fail(keys[f["index"]], f["index"], f["error"])
                 for g in batch["groups"]:
-                    x = g["input"].to(ctx.device, non_blocking=cuda)
+                    x = g["input"]
+                    x = x.to(ctx.device, non_blocking=cuda) if isinstance(x, Tensor) else x
                     items = list(zip(g["indices"], g["meta"]))
                     try:
                         arrays = encode_group(tok, x, amp)
@@ -422,10 +430,10 @@ def finalize(out: Path, job: Job, tok: Any, n: int, keys: list[str], dtype: np.d
         "weights": job.weights,
         "weights_sha256": job.weights_sha256,
         "data": job.data,
-        "kind": "indices" if tok.quantizer.is_discrete else "latents",
+        "kind": "indices" if tok.is_discrete else "latents",
         "dtype": dtype.str,
-        "codebook_size": tok.quantizer.codebook_size,
-        "index_shape": list(tok.quantizer.index_shape),
+        "codebook_size": tok.codebook_size,
+        "index_shape": list(tok.index_shape),
         "token_shape": list(next(iter(shapes))) if len(shapes) == 1 else None,
         "variable_shape": len(shapes) > 1,
         "modality": info.get("modality"),

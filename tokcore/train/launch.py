@@ -1,5 +1,5 @@
-"""`tokcore train --nproc N`: N local ranks, or this process when there is one rank or when
-torchrun/SLURM started it."""
+"""`tokcore train --nproc N`: N local ranks, or this process when there is one rank, when
+torchrun/SLURM started it, or when the trainer fits in one pass (a FitTrainer)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from tokcore.launch import launched, spawn
 
 
 def launch(config: dict[str, Any], run_dir: str | Path, resume: bool = False, nproc: int = 1) -> dict[str, float]:
-    from tokcore.train.loop import run
+    from tokcore.train.loop import fits, run
 
-    if nproc <= 1 or launched():
+    if nproc <= 1 or launched() or fits(config):  # a fit is not data-parallel
         return run(config, run_dir, resume)
     return spawn(run, (config, str(run_dir), resume), nproc)[0]

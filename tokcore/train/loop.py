@@ -97,9 +97,9 @@ def tokenizer_meta(model: Tokenizer, config: dict[str, Any]) -> dict[str, Any]:
 
     from tokcore._version import __version__
 
-    used = {registry.provider(kind, cfg["name"]).dist for kind, cfg in
-            [("encoder", config["model"]["encoder"]), ("quantizer", config["model"]["quantizer"]),
-             ("decoder", config["model"]["decoder"])] + ([("modality", config["modality"])] if config.get("modality") else [])}
+    parts = [(kind, config["model"][kind]) for kind in ("encoder", "quantizer", "decoder") if kind in config["model"]]
+    parts += [("modality", config["modality"])] if config.get("modality") else []
+    used = {registry.provider(kind, cfg["name"]).dist for kind, cfg in parts}
     versions = {}
     for dist in sorted(used):
         try:
@@ -140,7 +140,7 @@ def _val_batches(dataset: Any, s: TrainSettings, ctx: Context, collate: Collate)
         yield to_device(batch, ctx.device)
 
 
-def _prepare_run_dir(run_dir: Path, config: dict[str, Any], resume: bool, ctx: Context) -> Path | None:
+def prepare_run_dir(run_dir: Path, config: dict[str, Any], resume: bool, ctx: Context) -> Path | None:
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is not None and not resume:
         raise TokcoreError(f"{run_dir} already has checkpoints; pass --resume to continue it, or choose another --output")
@@ -155,10 +155,21 @@ def _prepare_run_dir(run_dir: Path, config: dict[str, Any], resume: bool, ctx: C
     return latest
 
 
+def fits(config: dict[str, Any]) -> bool:
+    """Whether the config's trainer fits in one pass (a FitTrainer) instead of gradient steps."""
+    from tokcore.interfaces import FitTrainer
+
+    return issubclass(registry.get("trainer", config.get("trainer", DEFAULT_TRAINER)["name"]), FitTrainer)
+
+
 def run(config: dict[str, Any], run_dir: str | Path, resume: bool = False) -> dict[str, float]:
     """Train as one process of a (possibly distributed) run; returns the final metrics."""
     s = settings_of(config)
     with process_group(s.device) as ctx:
+        if fits(config):
+            from tokcore.train.fit import fit_run
+
+            return fit_run(config, Path(run_dir), resume, ctx)
         return _train(config, Path(run_dir), resume, s, ctx)
 
 
@@ -166,7 +177,7 @@ def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings
     from tokcore.plugins import plugin_manager
 
     seed = int(config.get("seed", 0))
-    latest = _prepare_run_dir(run_dir, config, resume, ctx)
+    latest = prepare_run_dir(run_dir, config, resume, ctx)
     train_set, val_set = build_data(config, "train"), build_data(config, "val")
     input_shape = tuple(torch.as_tensor(train_set[0]["input"]).shape)
 

@@ -10,7 +10,9 @@ import torch
 
 from tokcore import registry
 from tokcore.train.batches import Collate
-from tokcore.train.loop import DEFAULT_LOSS, DEFAULT_TRAINER, build_data, build_model, seed_everything, settings_of
+from tokcore.train.fit import sample_shape
+from tokcore.train.loop import (DEFAULT_LOSS, DEFAULT_TRAINER, build_data, build_model, fits, seed_everything,
+                                 settings_of)
 
 
 def _count(module: torch.nn.Module) -> int:
@@ -22,6 +24,8 @@ def dry_run(config: dict[str, Any], nproc: int = 1) -> str:
     seed_everything(int(config.get("seed", 0)))
     train_set, val_set = build_data(config, "train"), build_data(config, "val")
     first = train_set[0]
+    if fits(config):
+        return _fit_plan(config, train_set, val_set)
     model = build_model(config, tuple(torch.as_tensor(first["input"]).shape))
     trainer = registry.build("trainer", config.get("trainer", DEFAULT_TRAINER))
     trainer.loss = registry.build("loss", config.get("loss", DEFAULT_LOSS))
@@ -57,3 +61,19 @@ def dry_run(config: dict[str, Any], nproc: int = 1) -> str:
         f"one step  loss {float(out.loss.detach()):.4g} on {len(batch['keys'])} samples in {seconds:.2f} s (this process, CPU)",
     ]
     return "\n".join(lines)
+
+
+def _fit_plan(config: dict[str, Any], train_set: Any, val_set: Any) -> str:
+    """The plan of a one-pass fit: what is fitted on what (the fit itself is the run)."""
+    model = build_model(config, sample_shape(train_set[0]["input"]))
+    trainer = config.get("trainer", DEFAULT_TRAINER)
+    registry.build("trainer", trainer)  # parameters checked
+    m = config["model"]
+    parts = [f"{k:9s} {m[k]['name']:14s} {_count(getattr(model, k)):>12,d} parameters"
+             for k in ("encoder", "quantizer", "decoder") if k in m]
+    return "\n".join([
+        f"data      {config['data']['name']}: {len(train_set)} train / {len(val_set)} val samples",
+        *parts,
+        f"training  trainer '{trainer['name']}' fits the model in one pass over the train split "
+        "(no gradient steps), on one process; the result is checkpoints/step-1",
+    ])

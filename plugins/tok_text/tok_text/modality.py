@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, Mapping
 
 from tokcore.errors import InputError
+from tokcore.io import atomic_write_text
 from tokcore.modality import Modality
 
 
@@ -46,6 +48,25 @@ class TextModality(Modality):
 
     def denormalize(self, x: Any, batched: bool = True) -> Any:
         return x
+
+    def metrics(self, recon: Any, target: Any) -> dict[str, float]:
+        """Share of texts decoded exactly, and of texts equal up to whitespace."""
+        pairs = list(zip(recon, target))
+        exact = sum(r == t for r, t in pairs)
+        spaced = sum(r.split() == t.split() for r, t in pairs)
+        return {"exact": exact / max(len(pairs), 1), "exact_up_to_spaces": spaced / max(len(pairs), 1)}
+
+    def write_samples(self, target: Any, recon: Any, path: Path) -> list[Path]:
+        """Inputs and decoded texts, alternating, as `<path>.txt`."""
+        out = path.with_suffix(".txt")
+        atomic_write_text(out, "".join(f"input:   {t}\ndecoded: {r}\n\n" for t, r in zip(target, recon)))
+        return [out]
+
+    def write_decoded(self, x: Any, path: Path, meta: Mapping[str, Any] | None = None) -> list[Path]:
+        """One decoded text as `<path>.txt` (UTF-8, no trailing newline added)."""
+        out = path.with_name(path.name + ".txt")
+        atomic_write_text(out, x)
+        return [out]
 
     def example(self, batch_size: int = 2) -> list[str]:
         texts = ["A cafe\u0301 on the corner.", "Two dogs play in the snow."]
