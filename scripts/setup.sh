@@ -11,5 +11,5 @@ fi
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 pip install "$(cat constraints.txt)"
 plugins=()
-for p in plugins/tok_*/; do plugins+=(-e "$p"); done
+for p in plugins/tok_*/; do plugins+=(-e "${p%/}[test]"); done   # each with what its tests need
 pip install -c constraints.txt -e ".[test]" "${plugins[@]}"

@@ -7,6 +7,7 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("dataset", "camera_synthetic"): "tok-camera",
     ("dataset", "gaze_files"): "tok-gaze",
     ("dataset", "gaze_synthetic"): "tok-gaze",
+    ("decoder", "divae"): "tok-rgb",
     ("decoder", "triplane"): "tok-coordtok",
     ("loss", "camera_pose"): "tok-camera",
     ("modality", "camera"): "tok-camera",
@@ -15,4 +16,5 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("modality", "rgb"): "tok-rgb",
     ("modality", "text"): "tok-text",
     ("modality", "video"): "tok-rgb",
+    ("trainer", "diffusion"): "tok-rgb",
 }
