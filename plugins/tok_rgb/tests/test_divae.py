@@ -41,8 +41,7 @@ def divae(prediction: str = "v_prediction", **kw) -> torch.nn.Module:
 def tokenizer(prediction: str = "v_prediction") -> tokcore.Tokenizer:
     model = {"encoder": {"name": "conv2d", "in_channels": 3, "out_dim": 4, **TINY_CONV},
              "quantizer": {"name": "fsq", "levels": [5, 5, 5, 5]},
-             "decoder": {k: v for k, v in {**TINY_UNET, "prediction": prediction,
-                                           "zero_terminal_snr": prediction != "epsilon"}.items()}}
+             "decoder": {**TINY_UNET, "prediction": prediction, "zero_terminal_snr": prediction != "epsilon"}}
     return build_tokenizer(model, {"name": "rgb"}, (3, 32, 32))
 
 

@@ -133,8 +133,8 @@ class DiVAEDecoder(Decoder):
                              f"{h * self.downsample}x{w * self.downsample} images, got {height}x{width}; set "
                              "model.decoder.downsample to the encoder's downsampling factor")
         grid = 2 ** (self.levels - 1)
-        divide(height // self.patch_size, grid, "divae decoder", "H / patch_size", f"2^(levels-1)")
-        divide(width // self.patch_size, grid, "divae decoder", "W / patch_size", f"2^(levels-1)")
+        divide(height // self.patch_size, grid, "divae decoder", "H / patch_size", "2^(levels - 1)")
+        divide(width // self.patch_size, grid, "divae decoder", "W / patch_size", "2^(levels - 1)")
         x = F.pixel_unshuffle(noisy, self.patch_size)
         cond = F.interpolate(z.permute(0, 3, 1, 2), size=x.shape[-2:], mode="nearest").to(x.dtype)
         out = self.unet(torch.cat([x, cond], dim=1), timesteps).sample
@@ -150,7 +150,7 @@ class DiVAEDecoder(Decoder):
         steps = self.sampling_steps if steps is None else int(steps)
         if not 1 <= steps <= self.num_train_timesteps:
             raise ValueError(f"divae decoder: steps must be in 1..{self.num_train_timesteps}, got {steps}")
-        b, h, w, _ = z.shape
+        _, h, w, _ = z.shape
         shape = (self.out_channels, h * self.downsample, w * self.downsample)
         noise = self._noise(z, shape, generator, self.seed if seed is None else seed)
         # a fresh scheduler per call: set_timesteps changes its state
