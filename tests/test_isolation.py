@@ -53,7 +53,7 @@ def test_plugin_alone_with_tokcore(plugin, tmp_path):
     # torch first, pinned, so that nothing later can pull another build
     sh(uv, "pip", "install", "-q", "--python", py, *_find_links(), torch_pin)
     sh(uv, "pip", "install", "-q", "--python", py, *_find_links(), "-c", tmp_path / "constraints.txt",
-       ROOT, folder, "pytest")
+       ROOT, f"{folder}[test]")  # the plugin's test extra: whatever its own tests need
     sh(py, "-m", "pytest", "-q", "tests", cwd=folder)
     rows = json.loads(sh(venv / "bin" / "tokcore", "list", "--json").stdout)
     providers = {r["distribution"] for r in rows}

@@ -12,6 +12,7 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("dataset", "video_files"): "tok-rgb",
     ("dataset", "text_corpus"): "tok-text",
     ("dataset", "text_files"): "tok-text",
+    ("decoder", "divae"): "tok-rgb",
     ("decoder", "triplane"): "tok-coordtok",
     ("decoder", "wordpiece"): "tok-text",
     ("encoder", "wordpiece"): "tok-text",
@@ -23,4 +24,5 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("modality", "text"): "tok-text",
     ("modality", "video"): "tok-rgb",
     ("trainer", "wordpiece"): "tok-text",
+    ("trainer", "diffusion"): "tok-rgb",
 }

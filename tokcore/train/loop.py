@@ -121,11 +121,16 @@ def _set_train_mode(model: Tokenizer, frozen: list[str]) -> None:
         getattr(model, part).eval()
 
 
-def _init_from(model: Tokenizer, source: str, log: MetricsLog) -> None:
+def _init_from(model: Tokenizer, source: str, log: MetricsLog, frozen: list[str]) -> None:
     path = ckpt.resolve_checkpoint(source)
     weights = path / "model_ema.safetensors"
     weights = weights if weights.is_file() else path / "model.safetensors"
     loaded, skipped = ckpt.load_weights(model, weights, strict=False)
+    for part in frozen:  # a frozen part that did not load would stay random for the whole run
+        if missing := [k for k in skipped if k.startswith(f"{part}.")]:
+            raise ConfigError(f"{len(missing)} tensors of the frozen {part} ({missing[0]}, ...) are not in {weights} "
+                              f"with the same shape; make model.{part} match the run it comes from "
+                              f"(its config.yaml), or do not freeze it", key="train.freeze")
     log.message(f"init_from {weights}: loaded {len(loaded)} tensors" +
                 (f", kept {len(skipped)} new ({', '.join(sorted({k.split('.')[0] for k in skipped}))})" if skipped else ""))
 
@@ -187,7 +192,7 @@ def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings
     trainer.loss = registry.build("loss", config.get("loss", DEFAULT_LOSS))
     log = MetricsLog(run_dir, s.steps, 0, ctx.is_main)
     if s.init_from and latest is None:
-        _init_from(model, s.init_from, log)
+        _init_from(model, s.init_from, log, s.freeze)
     _freeze(model, s.freeze)
     model.to(ctx.device)
     trainer.to(ctx.device)
