@@ -15,4 +15,5 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("modality", "rgb"): "tok-rgb",
     ("modality", "text"): "tok-text",
     ("modality", "video"): "tok-rgb",
+    ("trainer", "vqgan"): "tok-rgb",
 }
