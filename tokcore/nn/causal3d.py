@@ -2,7 +2,8 @@
 
 The VQ-VAE trunk of `resnet` built with time-causal layers: every convolution pads time on
 the past side only (with copies of the first frame), normalization is per frame and the
-optional attention lets a frame see only itself and earlier frames. So a latent never
+optional attention (within frames, then along time) lets a frame see only itself and
+earlier frames. So a latent never
 depends on later frames, and the first frame is coded alone: a clip of T = 1 + t*k frames
 gives 1 + k latent frames (t the temporal compression), and a single image (T = 1) is a
 valid input whose latents equal the first latent frame of any clip starting with it. One
@@ -65,20 +66,24 @@ class FrameGroupNorm(nn.Module):
 
 
 class CausalSelfAttention3d(nn.Module):
-    """Residual self-attention over all positions of `(B, C, T, H, W)`; a position attends to
-    the positions of its own frame and of earlier frames (a block-causal mask)."""
+    """Residual factorized self-attention over `(B, C, T, H, W)`, as Cosmos does: first among
+    the positions of each frame, then along time at each position, a frame attending to
+    itself and earlier frames only. Cost grows with (H*W)^2 and T^2, not (T*H*W)^2."""
 
     def __init__(self, channels: int, num_heads: int = 1):
         super().__init__()
-        self.norm = FrameGroupNorm(channels)
-        self.attn = Attention(channels, num_heads)
+        self.spatial_norm = FrameGroupNorm(channels)
+        self.spatial = Attention(channels, num_heads)
+        self.temporal_norm = FrameGroupNorm(channels)
+        self.temporal = Attention(channels, num_heads)
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, t, h, w = x.shape
-        frame = torch.arange(t, device=x.device).repeat_interleave(h * w)  # frame of each position
-        allowed = frame[None, :] <= frame[:, None]  # (queries, keys)
-        tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, T*H*W, C)
-        return x + self.attn(tokens, pairs=allowed).transpose(1, 2).reshape(x.shape)
+        frames = self.spatial_norm(x).permute(0, 2, 3, 4, 1).reshape(b * t, h * w, c)
+        x = x + self.spatial(frames).reshape(b, t, h, w, c).permute(0, 4, 1, 2, 3)
+        tracks = self.temporal_norm(x).permute(0, 3, 4, 2, 1).reshape(b * h * w, t, c)
+        past = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()  # query i sees keys j <= i
+        return x + self.temporal(tracks, pairs=past).reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)
 
 
 class CausalDownsample3d(nn.Module):
@@ -153,8 +158,8 @@ class Causal3dEncoder(Encoder):
         channel_mult: channel multiplier of base_channels at each resolution level; height
             and width are halved between consecutive levels.
         num_res_blocks: ResNet blocks per resolution level.
-        mid_attention: block-causal self-attention between the two ResNet blocks at the
-            lowest resolution.
+        mid_attention: causal self-attention (within frames, then along time) between the
+            two ResNet blocks at the lowest resolution.
         temporal_compression: frames per latent frame after the first (a power of two, at
             most the spatial factor); time is halved at the first resolution changes.
     """
@@ -201,8 +206,8 @@ class Causal3dDecoder(Decoder):
         channel_mult: channel multiplier per resolution level, listed from full resolution
             down, as for the encoder; f is 2^(len(channel_mult) - 1).
         num_res_blocks: ResNet blocks per resolution level.
-        mid_attention: block-causal self-attention between the two ResNet blocks at the
-            lowest resolution.
+        mid_attention: causal self-attention (within frames, then along time) between the
+            two ResNet blocks at the lowest resolution.
         temporal_compression: output frames per latent frame after the first, as for the encoder.
     """
 
