@@ -122,6 +122,14 @@ def test_adaptive_weight_balances_the_gradients_at_the_decoders_last_layer():
     assert model.decoder.body.conv_out.weight.grad is not None
 
 
+def test_the_adaptive_weight_is_measured_on_each_core_decoders_output_layer():
+    vit = registry.build("decoder", {"name": "vit", "in_dim": 4, "image_size": 16, "patch_size": 4, "width": 16,
+                                     "depth": 1, "num_heads": 2})
+    video = registry.build("decoder", {"name": "causal3d", "in_dim": 4, **CONV, "temporal_compression": 2})
+    assert last_layer_weight(vit) is vit.to_pixels.weight
+    assert last_layer_weight(video) is video.body.conv_out.conv.weight
+
+
 def test_the_discriminator_sits_out_before_its_start_step():
     torch.manual_seed(0)
     model = tiny_tokenizer()
