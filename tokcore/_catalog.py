@@ -25,4 +25,5 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("modality", "video"): "tok-rgb",
     ("trainer", "wordpiece"): "tok-text",
     ("trainer", "diffusion"): "tok-rgb",
+    ("trainer", "vqgan"): "tok-rgb",
 }

@@ -222,7 +222,11 @@ class Trainer(nn.Module, ABC):
     The loop sets `self.loss` to the config's `loss` component before training. A trainer is
     a module so that its own parameters (a GAN discriminator, say) are saved with the run.
     Methods that need several optimizers name them in `optimizer_params`; the loop then calls
-    `training_step` once per optimizer per micro-batch and steps each on its own parameters.
+    `training_step` once per optimizer per micro-batch, in the order `optimizer_params` names
+    them, and steps each on its own parameters (the trainer's own parameters have their
+    gradients averaged over ranks). A step whose loss has no graph (`requires_grad` False, a
+    plain zero say) leaves that optimizer alone for the step: a GAN discriminator before
+    its start step.
     """
 
     loss: "Loss"

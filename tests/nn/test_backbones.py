@@ -151,3 +151,33 @@ def test_encoder_decoder_overfits_a_few_images(name, steps, factor):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / factor, (losses[0], losses[-1])
+
+
+@pytest.mark.parametrize("mult,factor", [([1, 2, 2, 4], 8), ([1, 1, 2, 2, 4], 16)])
+def test_conv2d_downsamples_8x_or_16x_by_config_and_decodes_back(mult, factor):
+    torch.manual_seed(0)
+    cfg = {"base_channels": 4, "channel_mult": mult, "num_res_blocks": 1}
+    enc = registry.build("encoder", {"name": "conv2d", **cfg, "out_dim": 4})
+    dec = registry.build("decoder", {"name": "conv2d", **cfg, "in_dim": 4})
+    assert enc.downsample == dec.upsample == factor
+    x = torch.randn(1, 3, 64, 96)
+    z = enc(x)
+    assert z.shape == (1, 64 // factor, 96 // factor, 4)
+    y = dec(z)
+    assert y.shape == x.shape
+    y.square().mean().backward()
+    assert enc.body.conv_in.weight.grad is not None and bool(enc.body.conv_in.weight.grad.abs().sum() > 0)
+
+
+def test_vit_learned_position_embedding_trains_from_other_resolutions():
+    """The parameter is built for one grid; batches at other sizes reach it through the
+    interpolation, so multi-resolution training updates one embedding."""
+    torch.manual_seed(0)
+    enc = registry.build("encoder", {"name": "vit", **TINY_VIT, "out_dim": 4})
+    for side in (8, 24, 32):
+        enc.zero_grad()
+        enc(torch.randn(1, 3, side, side)).square().mean().backward()
+        assert enc.pos_embed.weight.shape == (4, 4, 32)
+        assert bool(enc.pos_embed.weight.grad.abs().sum() > 0), side
+    with torch.no_grad():  # at the built size the embedding is the parameter itself
+        assert torch.equal(enc.pos_embed.embedding(4, 4), enc.pos_embed.weight)

@@ -2,11 +2,17 @@
 
 `dims` picks the convolution: 1 for sequences `(B, C, T)`, 2 for images `(B, C, H, W)`,
 3 for video `(B, C, T, H, W)`. Tensors here are channels-first, as torch convolutions want.
+
+A `Layers` set names the factories a block or trunk builds its layers with; `plain_layers(dims)`
+is the usual one (zero-padded convs, GroupNorm, attention over all positions). Other sets
+(`causal3d.causal_layers`: time-causal convs, per-frame norms) reuse the same blocks and trunks.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,16 +33,56 @@ def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(channels, max_groups), channels, eps=1e-6)
 
 
-class ResBlock(nn.Module):
-    """norm, SiLU, conv, norm, SiLU, conv, plus a skip (a 1x1 conv when channels change)."""
+@dataclass(frozen=True)
+class Layers:
+    """The layer factories of a convolutional trunk.
 
-    def __init__(self, dims: int, in_channels: int, out_channels: int):
+    Attributes:
+        conv: `(in_channels, out_channels, kernel_size)` -> a conv that keeps the size.
+        norm: `channels` -> a normalization layer.
+        attention: `channels` -> a residual self-attention layer.
+        downsample: `(channels, transition)` -> a layer that shrinks the size; `transition`
+            counts the trunk's resolution changes from full resolution (0 is the first).
+        upsample: `(channels, transition)` -> the layer that undoes `downsample(channels, transition)`.
+    """
+
+    conv: Callable[[int, int, int], nn.Module]
+    norm: Callable[[int], nn.Module]
+    attention: Callable[[int], nn.Module]
+    downsample: Callable[[int, int], nn.Module]
+    upsample: Callable[[int, int], nn.Module]
+
+
+def plain_layers(dims: int) -> Layers:
+    """Zero-padded convs, GroupNorm, attention over all positions, every axis halved/doubled."""
+    return Layers(
+        conv=lambda cin, cout, k: conv_nd(dims, cin, cout, k, padding=k // 2),
+        norm=group_norm,
+        attention=SpatialSelfAttention,
+        downsample=lambda ch, _: Downsample(dims, ch),
+        upsample=lambda ch, _: Upsample(dims, ch),
+    )
+
+
+def as_layers(layers: int | Layers) -> Layers:
+    """A `Layers` set, or `plain_layers(dims)` for an int."""
+    return plain_layers(layers) if isinstance(layers, int) else layers
+
+
+class ResBlock(nn.Module):
+    """norm, SiLU, conv, norm, SiLU, conv, plus a skip (a 1x1 conv when channels change).
+
+    `layers` is the conv dimension (plain layers) or a `Layers` set.
+    """
+
+    def __init__(self, layers: int | Layers, in_channels: int, out_channels: int):
         super().__init__()
-        self.norm1 = group_norm(in_channels)
-        self.conv1 = conv_nd(dims, in_channels, out_channels, 3, padding=1)
-        self.norm2 = group_norm(out_channels)
-        self.conv2 = conv_nd(dims, out_channels, out_channels, 3, padding=1)
-        self.skip = conv_nd(dims, in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+        make = as_layers(layers)
+        self.norm1 = make.norm(in_channels)
+        self.conv1 = make.conv(in_channels, out_channels, 3)
+        self.norm2 = make.norm(out_channels)
+        self.conv2 = make.conv(out_channels, out_channels, 3)
+        self.skip = make.conv(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv1(F.silu(self.norm1(x)))

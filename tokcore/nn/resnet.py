@@ -3,7 +3,8 @@
 One resolution level per entry of `channel_mult`: `num_res_blocks` ResBlocks at
 `base_channels * mult`, then a 2x down- (or up-) sampling between levels, so n levels change
 the size by 2^(n-1). A middle section (ResBlock, optional self-attention, ResBlock) works at
-the lowest resolution. Works for any conv dimension (see `blocks`).
+the lowest resolution. Works for any conv dimension, and any `blocks.Layers` set (the
+causal video trunk of `causal3d` is this one with causal layers).
 """
 
 from __future__ import annotations
@@ -11,38 +12,42 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tokcore.nn.blocks import Downsample, ResBlock, SpatialSelfAttention, Upsample, conv_nd, group_norm
+from tokcore.nn.blocks import Layers, ResBlock, as_layers
 
 
-def _middle(dims: int, channels: int, attention: bool) -> nn.Sequential:
+def _middle(make: Layers, channels: int, attention: bool) -> nn.Sequential:
     return nn.Sequential(
-        ResBlock(dims, channels, channels),
-        SpatialSelfAttention(channels) if attention else nn.Identity(),
-        ResBlock(dims, channels, channels),
+        ResBlock(make, channels, channels),
+        make.attention(channels) if attention else nn.Identity(),
+        ResBlock(make, channels, channels),
     )
 
 
 class ResNetDown(nn.Module):
-    """`(B, in_channels, *size)` -> `(B, out_channels, *size / 2^(len(channel_mult) - 1))`."""
+    """`(B, in_channels, *size)` -> `(B, out_channels, *size / 2^(len(channel_mult) - 1))`.
 
-    def __init__(self, dims: int, in_channels: int, out_channels: int, base_channels: int,
+    `layers`: the conv dimension (plain layers) or a `blocks.Layers` set.
+    """
+
+    def __init__(self, layers: int | Layers, in_channels: int, out_channels: int, base_channels: int,
                  channel_mult: list[int], num_res_blocks: int, mid_attention: bool):
         super().__init__()
+        make = as_layers(layers)
         widths = [base_channels * m for m in channel_mult]
         self.factor = 2 ** (len(widths) - 1)
-        self.conv_in = conv_nd(dims, in_channels, widths[0], 3, padding=1)
-        layers: list[nn.Module] = []
+        self.conv_in = make.conv(in_channels, widths[0], 3)
+        blocks: list[nn.Module] = []
         ch = widths[0]
         for level, width in enumerate(widths):
             for _ in range(num_res_blocks):
-                layers.append(ResBlock(dims, ch, width))
+                blocks.append(ResBlock(make, ch, width))
                 ch = width
             if level < len(widths) - 1:
-                layers.append(Downsample(dims, ch))
-        self.levels = nn.Sequential(*layers)
-        self.middle = _middle(dims, ch, mid_attention)
-        self.norm_out = group_norm(ch)
-        self.conv_out = conv_nd(dims, ch, out_channels, 3, padding=1)
+                blocks.append(make.downsample(ch, level))
+        self.levels = nn.Sequential(*blocks)
+        self.middle = _middle(make, ch, mid_attention)
+        self.norm_out = make.norm(ch)
+        self.conv_out = make.conv(ch, out_channels, 3)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.middle(self.levels(self.conv_in(x)))
@@ -52,24 +57,25 @@ class ResNetDown(nn.Module):
 class ResNetUp(nn.Module):
     """The mirror of `ResNetDown`: `(B, in_channels, *size)` -> `(B, out_channels, *size * 2^(n-1))`."""
 
-    def __init__(self, dims: int, in_channels: int, out_channels: int, base_channels: int,
+    def __init__(self, layers: int | Layers, in_channels: int, out_channels: int, base_channels: int,
                  channel_mult: list[int], num_res_blocks: int, mid_attention: bool):
         super().__init__()
+        make = as_layers(layers)
         widths = [base_channels * m for m in reversed(channel_mult)]  # lowest resolution first
         self.factor = 2 ** (len(widths) - 1)
         ch = widths[0]
-        self.conv_in = conv_nd(dims, in_channels, ch, 3, padding=1)
-        self.middle = _middle(dims, ch, mid_attention)
-        layers: list[nn.Module] = []
+        self.conv_in = make.conv(in_channels, ch, 3)
+        self.middle = _middle(make, ch, mid_attention)
+        blocks: list[nn.Module] = []
         for level, width in enumerate(widths):
             for _ in range(num_res_blocks):
-                layers.append(ResBlock(dims, ch, width))
+                blocks.append(ResBlock(make, ch, width))
                 ch = width
-            if level < len(widths) - 1:
-                layers.append(Upsample(dims, ch))
-        self.levels = nn.Sequential(*layers)
-        self.norm_out = group_norm(ch)
-        self.conv_out = conv_nd(dims, ch, out_channels, 3, padding=1)
+            if level < len(widths) - 1:  # undoes the encoder's transition len(widths) - 2 - level
+                blocks.append(make.upsample(ch, len(widths) - 2 - level))
+        self.levels = nn.Sequential(*blocks)
+        self.norm_out = make.norm(ch)
+        self.conv_out = make.conv(ch, out_channels, 3)
 
     def forward(self, z: Tensor) -> Tensor:
         h = self.levels(self.middle(self.conv_in(z)))

@@ -10,6 +10,8 @@ class Attention(nn.Module):
     """Multi-head self-attention over `(B, L, D)` through `scaled_dot_product_attention`.
 
     `mask`, if given, is `(B, L)` boolean: True for tokens that may be attended to.
+    `pairs`, if given, is `(L, L)` or `(B, L, L)` boolean: True where query i may attend to
+    key j (causal and block-causal attention).
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
@@ -20,10 +22,13 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None, pairs: Tensor | None = None) -> Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
         attn_mask = None if mask is None else mask[:, None, None, :]  # broadcast over heads, queries
+        if pairs is not None:
+            pairs = pairs[:, None] if pairs.dim() == 3 else pairs  # broadcast over heads
+            attn_mask = pairs if attn_mask is None else attn_mask & pairs
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 

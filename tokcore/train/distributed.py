@@ -93,6 +93,19 @@ def all_reduce_mean(values: dict[str, float], ctx: Context) -> dict[str, float]:
     return {k: float(v) / ctx.world_size for k, v in zip(keys, t.tolist())}
 
 
+def all_reduce_grads(params: list[torch.Tensor], ctx: Context) -> None:
+    """Average the gradients of `params` over ranks (for parameters outside DDP's model)."""
+    if not ctx.distributed or not params:
+        return
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat)
+    flat /= ctx.world_size
+    offset = 0
+    for p in params:
+        p.grad.copy_(flat[offset:offset + p.grad.numel()].view_as(p.grad))
+        offset += p.grad.numel()
+
+
 def any_rank(flag: bool, ctx: Context) -> bool:
     if not ctx.distributed:
         return flag

@@ -35,7 +35,7 @@ from tokcore.modality import write_array_samples
 from tokcore.tokenizer import Tokenizer, build_tokenizer
 from tokcore.train import checkpoint as ckpt
 from tokcore.train.batches import Collate, resize_batch, to_device
-from tokcore.train.distributed import Context, all_reduce_mean, any_rank, barrier, process_group
+from tokcore.train.distributed import Context, all_reduce_grads, all_reduce_mean, any_rank, barrier, process_group
 from tokcore.train.evaluate import evaluate
 from tokcore.train.log import MetricsLog, read_metrics
 from tokcore.train.optim import WeightEMA, adamw, learning_rate
@@ -302,16 +302,20 @@ def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings
                 size = random.Random(seed * 7919 + step).randrange(lo, hi + 1, inc)
                 micro = [resize_batch(b, size) for b in micro]
             step_metrics: dict[str, float] = {}
-            diverged = False
+            diverged, stepped = False, False
             for name, opt in optimizers.items():
                 opt.zero_grad(set_to_none=True)
+                sits_out = False
                 for m, batch in enumerate(micro):
                     sync = contextlib.nullcontext() if (m == len(micro) - 1 or ddp is model) else ddp.no_sync()
                     with sync:
                         with autocast:
                             out = trainer.training_step(ddp, batch, step, optimizer=name)
-                        loss = out.loss.float() / len(micro)
-                        scaler.scale(loss).backward()
+                        # A loss without a graph sits this optimizer out for the step (a GAN
+                        # discriminator before its start step): no backward, no update.
+                        sits_out = not out.loss.requires_grad
+                        if not sits_out:
+                            scaler.scale(out.loss.float() / len(micro)).backward()
                     diverged |= not bool(torch.isfinite(out.loss.detach()))
                     key = "loss" if len(optimizers) == 1 else f"loss/{name}"
                     step_metrics[key] = step_metrics.get(key, 0.0) + float(out.loss.detach()) / len(micro)
@@ -322,11 +326,17 @@ def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings
                     raise TrainingDiverged(
                         f"step {step}: the loss is {float(out.loss.detach())} on at least one rank; stopped before the update. "
                         f"Last good checkpoint: {good or 'none'}. Lower train.lr, set train.clip_grad, or use fp32")
+                if sits_out:
+                    continue
+                if ctx.distributed:  # DDP averages the model's gradients, not the trainer's own
+                    all_reduce_grads([p for p in trainer.parameters() if p.grad is not None], ctx)
                 if s.clip_grad is not None:
                     scaler.unscale_(opt)
                     torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], s.clip_grad)
                 scaler.step(opt)
-            scaler.update()
+                stepped = True
+            if stepped:
+                scaler.update()
             if ema is not None:
                 ema.update(model)
             done = step + 1

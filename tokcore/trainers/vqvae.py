@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from tokcore.interfaces import StepOutput, Trainer
+from tokcore.tokenizer import TokenizerOutput
+
+
+@dataclass
+class AutoencoderTerms:
+    """One autoencoder pass, taken apart so that subclasses can add terms (a GAN loss).
+
+    Attributes:
+        out: the model's output (reconstruction, quantizer output, latents).
+        reconstruction: the config's `loss` between reconstruction and input.
+        quantizer: the quantizer's auxiliary losses, summed and weighted by `quantizer_weight`.
+        metrics: what to log of both.
+    """
+
+    out: TokenizerOutput
+    reconstruction: Tensor
+    quantizer: Tensor
+    metrics: dict[str, Any]
 
 
 class VQVAETrainer(Trainer):
@@ -23,8 +42,7 @@ class VQVAETrainer(Trainer):
         super().__init__()
         self.quantizer_weight = quantizer_weight
 
-    def training_step(self, model: nn.Module, batch: Mapping[str, Any], step: int,
-                      optimizer: str = "model") -> StepOutput:
+    def autoencoder_terms(self, model: nn.Module, batch: Mapping[str, Any]) -> AutoencoderTerms:
         x = batch["input"]
         out = model(x)
         rec = self.loss(out.recon, x, batch.get("mask"))
@@ -32,4 +50,9 @@ class VQVAETrainer(Trainer):
         metrics: dict[str, Any] = {f"loss/{k}": v for k, v in rec.terms.items()}
         metrics.update({f"quantizer/{k}": v.detach() for k, v in out.quant.losses.items()})
         metrics.update({f"codebook/{k}": v for k, v in out.quant.stats.items()})
-        return StepOutput(rec.loss + self.quantizer_weight * aux, metrics)
+        return AutoencoderTerms(out, rec.loss, self.quantizer_weight * aux, metrics)
+
+    def training_step(self, model: nn.Module, batch: Mapping[str, Any], step: int,
+                      optimizer: str = "model") -> StepOutput:
+        terms = self.autoencoder_terms(model, batch)
+        return StepOutput(terms.reconstruction + terms.quantizer, terms.metrics)
