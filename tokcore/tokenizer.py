@@ -16,18 +16,21 @@ from torch import Tensor, nn
 
 from tokcore.errors import ConfigError
 from tokcore.interfaces import Decoder, Encoder, Quantizer, QuantizerOutput
-from tokcore.modality import Modality
+from tokcore.modality import Modality, denormalize_with, normalize_with
 
 
 @dataclass
 class Tokens:
     """Encoded samples: discrete `indices` `(B, *grid, *index_shape)`, or continuous
     `latents` `(B, *grid, D)` for a continuous bottleneck; `mask` `(B, *grid)` marks valid
-    tokens of variable-length sequences."""
+    tokens of variable-length sequences; `side` holds per-sample side information
+    `{name: (B,) tensor}` that decoding needs (the statistics of a per-image normalization,
+    see `Modality.side_info`), or None."""
 
     indices: Tensor | None = None
     latents: Tensor | None = None
     mask: Tensor | None = None
+    side: dict[str, Tensor] | None = None
 
     def __post_init__(self) -> None:
         if (self.indices is None) == (self.latents is None):
@@ -74,14 +77,25 @@ class Tokenizer(nn.Module):
 
     def prepare(self, batch: Tensor | Mapping[str, Any]) -> Tensor:
         """A raw batch (a tensor, or a sample dict with "input") validated and normalized."""
+        return self._prepare(batch)[0]
+
+    def _prepare(self, batch: Tensor | Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor] | None]:
+        """`prepare`, and the per-sample side information of the normalization (or None)."""
         x = batch["input"] if isinstance(batch, Mapping) else batch
         if self.modality is None:
-            return x.float()
-        return self.modality.normalize(self.modality.validate(x, sample="batch"))
+            return x.float(), None
+        x = self.modality.validate(x, sample="batch")
+        side = self.modality.side_info(x)
+        return normalize_with(self.modality, x, side), side
 
     @torch.inference_mode()
     def encode(self, batch: Tensor | Mapping[str, Any]) -> Tokens:
-        return self.encode_normalized(self.prepare(batch))
+        """A raw batch to tokens; `tokens.side` carries what a per-sample normalization needs
+        to be undone by `decode`."""
+        x, side = self._prepare(batch)
+        tokens = self.encode_normalized(x)
+        tokens.side = side
+        return tokens
 
     @torch.inference_mode()
     def encode_normalized(self, x: Tensor) -> Tokens:
@@ -95,13 +109,17 @@ class Tokenizer(nn.Module):
 
     @torch.inference_mode()
     def decode(self, tokens: Tokens | Tensor, **cond: Any) -> Tensor:
-        """Tokens (or an index tensor) back to raw values."""
+        """Tokens (or an index tensor) back to raw values (with `tokens.side` when the
+        modality's normalization is per sample)."""
         if isinstance(tokens, Tensor):
             tokens = Tokens(indices=tokens) if not tokens.is_floating_point() else Tokens(latents=tokens)
         with _eval(self):
             codes = tokens.latents if tokens.indices is None else self.quantizer.indices_to_codes(tokens.indices)
             out = self.decoder(codes.to(_device(self)), **cond)
-        return out if self.modality is None else self.modality.denormalize(out)
+        if self.modality is None:
+            return out
+        side = None if tokens.side is None else {k: v.to(out.device) for k, v in tokens.side.items()}
+        return denormalize_with(self.modality, out, side)
 
     def info(self) -> dict[str, Any]:
         """Input spec, token grid, codebook, and what compression that amounts to."""
