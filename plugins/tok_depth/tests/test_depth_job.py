@@ -33,7 +33,7 @@ def test_train_then_report_on_the_real_disparity(tmp_path, capsys):
     assert "AbsRel" in out and "delta < 1.25" in out and "codebook usage" in out
     result = json.loads((run / "report" / "metrics.json").read_text())
     assert result["bits_per_sample"] == 512 and result["baseline"]["bits_per_sample"] == 512
-    assert set(result["metrics"]) == {"tokenizer", "grid"} and 0.05 < 1 - result["valid_pixels"] < 0.2
+    assert set(result["metrics"]) == {"tokenizer", "grid"} and 0 < 1 - result["valid_pixels"] < 0.5  # holes, masked
     assert 0 <= result["metrics"]["tokenizer"]["abs_rel"] < 10
     assert (run / "report" / "depth_val.png").read_bytes()[:4] == b"\x89PNG"
 
