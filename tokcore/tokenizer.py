@@ -76,7 +76,8 @@ class Tokenizer(nn.Module):
         return TokenizerOutput(self.decoder(q.quantized, **cond), q, z)
 
     def prepare(self, batch: Tensor | Mapping[str, Any]) -> Tensor:
-        """A raw batch (a tensor, or a sample dict with "input") validated and normalized."""
+        """A raw batch (a tensor, or a sample dict with "input") validated and normalized
+        (`encode` also keeps the side information of a per-sample normalization)."""
         return self._prepare(batch)[0]
 
     def _prepare(self, batch: Tensor | Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor] | None]:

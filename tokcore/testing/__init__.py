@@ -211,12 +211,10 @@ def _check_modality(what: str, kind: str, name: str) -> None:
     import torch
 
     from tokcore.errors import InputError
-    from tokcore.modality import Modality
+    from tokcore.modality import Modality, denormalize_with, normalize_with
 
     m = build_example(kind, name)
     _require(isinstance(m, Modality), what, "is not a tokcore.Modality")
-    from tokcore.modality import denormalize_with, normalize_with
-
     x = m.example(2)
     valid = m.validate(x, sample="example")
     side = m.side_info(valid)  # a per-sample normalization's statistics, carried as tokens carry them
