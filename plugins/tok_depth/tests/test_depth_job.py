@@ -32,22 +32,23 @@ def test_train_then_report_on_the_real_disparity(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "AbsRel" in out and "delta < 1.25" in out and "codebook usage" in out
     result = json.loads((run / "report" / "metrics.json").read_text())
-    assert result["bits_per_sample"] == 512 and result["baseline"]["bits_per_sample"] == 512
+    # robust normalization: 2 float32 statistics beside the tokens, which the baseline gets too
+    assert result["bits_per_sample"] == 512 and result["side_info_bits"] == 64
+    assert result["baseline"]["bits_per_sample"] == 576
     assert set(result["metrics"]) == {"tokenizer", "grid"} and 0 < 1 - result["valid_pixels"] < 0.5  # holes, masked
     assert 0 <= result["metrics"]["tokenizer"]["abs_rel"] < 10
     assert (run / "report" / "depth_val.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_per_image_statistics_survive_the_token_store(tmp_path):
-    """Robust normalization: the store keeps each crop's shift and scale in its metadata, and
+    """Robust normalization (quick.yaml's): the store keeps each crop's shift and scale in its metadata, and
     `tokcore decode` gives exactly what the tokenizer's own decode(encode(x)) gives."""
     from tokcore.load import load_tokenizer
     from tokcore.tokens.roundtrip import roundtrip
     from tokcore.tokens.store import TokenStore
 
     run = tmp_path / "run"
-    assert main(["train", "--config", str(CFG / "quick.yaml"), "--output", str(run), *SMALL,
-                 "modality.normalization=robust"]) == 0
+    assert main(["train", "--config", str(CFG / "quick.yaml"), "--output", str(run), *SMALL]) == 0
     r = roundtrip(run, "val")
     store = TokenStore(run / "roundtrip-val" / "tokens")
     side = store.meta(r.keys[0])["normalization"]

@@ -7,10 +7,10 @@ the `tokcore tokenize` job into `<run>/roundtrip-<split>/tokens`, the `tokcore d
 into `<run>/roundtrip-<split>/decoded`; finished ones are reused), and the decoded depths are
 scored against the inputs on valid pixels only (AbsRel, RMSE, log RMSE, delta < 1.25^k).
 
-The baseline gets exactly the tokenizer's bits per sample: the log depth averaged over the
-valid pixels of each cell of the token grid, each cell's value quantized uniformly (over the
-range log depth takes on the training split) with the tokenizer's bits per token, then
-upsampled bilinearly. Writes `<output>/metrics.json` and `<output>/depth_val.png` (input,
+The baseline gets the tokenizer's bits per sample, plus those of any per-image normalization
+statistics stored beside the tokens: the log depth averaged over the valid pixels of each
+cell of the token grid, each cell's value quantized uniformly (over the range log depth takes
+on the training split) with that budget's share of bits, then upsampled bilinearly. Writes `<output>/metrics.json` and `<output>/depth_val.png` (input,
 reconstruction, error, holes in grey).
 """
 
@@ -78,20 +78,21 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     grid = tuple(info["token_grid"])
     if len(grid) != 2:
         raise ValueError(f"the grid baseline needs a 2D token grid, this tokenizer has {list(grid)}")
-    bits_per_token = int(math.floor(bits / math.prod(grid)))
-    codec = GridLogDepthCodec.fit(r.train, depth.valid_mask(r.train), grid, bits_per_token)
+    side = depth.side_info(inputs[:1])
+    side_bits = 32 * len(side) if side else 0  # float32 statistics stored beside the tokens
+    bits_per_cell = int(math.floor((bits + side_bits) / math.prod(grid)))
+    codec = GridLogDepthCodec.fit(r.train, depth.valid_mask(r.train), grid, bits_per_cell)
     baseline = codec(inputs, valid)
 
     rows = {"tokenizer": depth.metrics(recon, inputs), "grid": depth.metrics(baseline, inputs)}
     usage = codebook_usage(torch.from_numpy(r.roundtrip.tokens.astype(np.int64)), info["codebook_size"])
-    side = depth.side_info(inputs[:1])
     result = {"run": str(run), "split": split, "samples": len(inputs), "shape": list(inputs.shape[1:]),
               "valid_pixels": float(valid.double().mean()), "normalization": depth.normalization,
               "depth_range": depth.depth_range, "tokens_per_sample": info["tokens_per_sample"],
               "token_grid": list(grid), "codebook_size": info["codebook_size"], "index_shape": info["index_shape"],
-              "bits_per_sample": bits, "side_info_bits": 32 * len(side) if side else 0,
-              "baseline": {"grid": list(grid), "bits_per_cell": bits_per_token,
-                           "bits_per_sample": bits_per_token * math.prod(grid)},
+              "bits_per_sample": bits, "side_info_bits": side_bits,
+              "baseline": {"grid": list(grid), "bits_per_cell": bits_per_cell,
+                           "bits_per_sample": bits_per_cell * math.prod(grid)},
               "metrics": rows, "codebook": usage}
 
     out.mkdir(parents=True, exist_ok=True)
@@ -107,12 +108,12 @@ def format_table(r: dict[str, Any]) -> str:
     t, g = r["metrics"]["tokenizer"], r["metrics"]["grid"]
     b = r["baseline"]
     h, w = r["shape"][-2:]
-    side = f" (+ {r['side_info_bits']} bits of per-image normalization)" if r["side_info_bits"] else ""
+    side = f" + {r['side_info_bits']} bits of per-image normalization" if r["side_info_bits"] else ""
     grid_name = f"grid {b['grid'][0]}x{b['grid'][1]} x {b['bits_per_cell']} bit"
     lines = [f"depth: {r['samples']} held-out {h}x{w} maps ({100 * r['valid_pixels']:.0f}% valid pixels; "
              f"'{r['normalization']}' normalization); "
              f"{token_bits(r['tokens_per_sample'], r['index_shape'], r['codebook_size'])} = {r['bits_per_sample']} "
-             f"bits per map{side}, {r['bits_per_sample'] / (h * w):.3f} bits per pixel",
+             f"bits per map{side}, {(r['bits_per_sample'] + r['side_info_bits']) / (h * w):.3f} bits per pixel",
              f"{'valid pixels only':<20}{'tokenizer':>12}  {grid_name:>22}"]
     for key, name, fmt in (("abs_rel", "AbsRel", ".4f"), ("rmse", "RMSE", ".4f"), ("log_rmse", "log RMSE", ".4f"),
                            ("delta1", "delta < 1.25", ".4f"), ("delta2", "delta < 1.25^2", ".4f"),
