@@ -5,6 +5,8 @@ to the plugins' own entry points."""
 FIRST_PARTY: dict[tuple[str, str], str] = {
     ("dataset", "camera_files"): "tok-camera",
     ("dataset", "camera_synthetic"): "tok-camera",
+    ("dataset", "depth_files"): "tok-depth",
+    ("dataset", "depth_motorcycle"): "tok-depth",
     ("dataset", "gaze_files"): "tok-gaze",
     ("dataset", "gaze_synthetic"): "tok-gaze",
     ("dataset", "image_folder"): "tok-rgb",

@@ -35,12 +35,15 @@ class Tokens:
     """Encoded samples: discrete `indices` `(B, *grid, *index_shape)`, or continuous
     `latents` `(B, *grid, D)` for a continuous bottleneck; `mask` `(B, *grid)` marks valid
     tokens of variable-length sequences; `offsets` `(B, *grid, 2)`, when the encoder knows
-    them, is the `[start, end)` span of the input each token covers (characters, for text)."""
+    them, is the `[start, end)` span of the input each token covers (characters, for text);
+    `side` holds per-sample side information `{name: (B,) tensor}` that decoding needs (the
+    statistics of a per-image normalization, see `Modality.side_info`), or None."""
 
     indices: Tensor | None = None
     latents: Tensor | None = None
     mask: Tensor | None = None
     offsets: Tensor | None = None
+    side: dict[str, Tensor] | None = None
 
     def __post_init__(self) -> None:
         if (self.indices is None) == (self.latents is None):

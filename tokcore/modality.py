@@ -107,6 +107,16 @@ class Modality(ABC):
         """Modality-specific checks beyond shape, finiteness and range (none by default)."""
 
     # -- normalize --------------------------------------------------------------------------
+    def side_info(self, x: Tensor, batched: bool = True) -> dict[str, Tensor] | None:
+        """Per-sample values that `normalize` takes from the sample itself and `denormalize`
+        needs to undo it (a depth map's median and scale), as `{name: (B,) tensor}`; None when
+        normalization uses recorded constants only (the default).
+
+        A modality that returns side information accepts it as `side=` in `normalize` and
+        `denormalize`; the tokenizer carries it with the tokens (`Tokens.side`) and the token
+        store in each sample's metadata (see `SIDE_KEY`), so decoding restores raw values."""
+        return None
+
     def _stats(self, x: Tensor, batched: bool) -> tuple[Tensor, Tensor]:
         shape = [1] * x.dim()
         shape[self.channel_axis(batched)] = -1
@@ -162,6 +172,20 @@ class Modality(ABC):
     def invalid_examples(self, x: Tensor) -> list[tuple[Any, str]]:
         """Broken variants of a valid batch `x` that `validate` must reject, with what is wrong."""
         return [(x[0], "a sample without its batch axis"), (x.unsqueeze(-1), "an extra axis")]
+
+
+SIDE_KEY = "normalization"  # the token store keeps a sample's side information under this metadata key
+
+
+def normalize_with(modality: Modality, x: Tensor, side: dict[str, Tensor] | None) -> Tensor:
+    """`modality.normalize(x)`, with the per-sample side information when there is some (a
+    modality without side information need not accept the argument)."""
+    return modality.normalize(x) if side is None else modality.normalize(x, side=side)
+
+
+def denormalize_with(modality: Modality, x: Tensor, side: dict[str, Tensor] | None) -> Tensor:
+    """`modality.denormalize(x)`, with the per-sample side information when there is some."""
+    return modality.denormalize(x) if side is None else modality.denormalize(x, side=side)
 
 
 def write_array_samples(target: Tensor, recon: Tensor, path: Path) -> list[Path]:

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from tokcore.errors import ConfigError
 from tokcore.interfaces import Decoder, DiscreteDecoder, DiscreteEncoder, Encoder, Quantizer, QuantizerOutput, Tokens
-from tokcore.modality import Modality
+from tokcore.modality import Modality, denormalize_with, normalize_with
 
 
 @dataclass
@@ -112,15 +112,27 @@ class Tokenizer(nn.Module):
         return frames.reshape(b, t, *frames.shape[1:]).transpose(1, 2)
 
     def prepare(self, batch: Tensor | Mapping[str, Any]) -> Tensor:
-        """A raw batch (a tensor, or a sample dict with "input") validated and normalized."""
+        """A raw batch (a tensor, or a sample dict with "input") validated and normalized
+        (`encode` also keeps the side information of a per-sample normalization)."""
+        return self._prepare(batch)[0]
+
+    def _prepare(self, batch: Tensor | Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor] | None]:
+        """`prepare`, and the per-sample side information of the normalization (or None)."""
         x = batch["input"] if isinstance(batch, Mapping) else batch
         if self.modality is None:
-            return x.float()
-        return self.modality.normalize(self.modality.validate(x, sample="batch"))
+            return x.float(), None
+        x = self.modality.validate(x, sample="batch")
+        side = self.modality.side_info(x)
+        return normalize_with(self.modality, x, side), side
 
     @torch.inference_mode()
     def encode(self, batch: Tensor | Mapping[str, Any]) -> Tokens:
-        return self.encode_normalized(self.prepare(batch))
+        """A raw batch to tokens; `tokens.side` carries what a per-sample normalization needs
+        to be undone by `decode`."""
+        x, side = self._prepare(batch)
+        tokens = self.encode_normalized(x)
+        tokens.side = side
+        return tokens
 
     @torch.inference_mode()
     def encode_normalized(self, x: Any) -> Tokens:
@@ -137,7 +149,8 @@ class Tokenizer(nn.Module):
 
     @torch.inference_mode()
     def decode(self, tokens: Tokens | Tensor, **cond: Any) -> Any:
-        """Tokens (or an index tensor) back to raw values."""
+        """Tokens (or an index tensor) back to raw values (with `tokens.side` when the
+        modality's normalization is per sample)."""
         if isinstance(tokens, Tensor):
             tokens = Tokens(indices=tokens) if not tokens.is_floating_point() else Tokens(latents=tokens)
         if self.quantizer is None:
@@ -147,7 +160,10 @@ class Tokenizer(nn.Module):
         with _eval(self):
             codes = tokens.latents if tokens.indices is None else self.quantizer.indices_to_codes(tokens.indices)
             out = self._decode(codes.to(_device(self)), **cond)
-        return out if self.modality is None else self.modality.denormalize(out)
+        if self.modality is None:
+            return out
+        side = None if tokens.side is None else {k: v.to(out.device) for k, v in tokens.side.items()}
+        return denormalize_with(self.modality, out, side)
 
     def info(self) -> dict[str, Any]:
         """Input spec, token grid, codebook, and what compression that amounts to. For a

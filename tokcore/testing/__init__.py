@@ -253,13 +253,15 @@ def _check_modality(what: str, kind: str, name: str) -> None:
     import torch
 
     from tokcore.errors import InputError
-    from tokcore.modality import Modality
+    from tokcore.modality import Modality, denormalize_with, normalize_with
 
     m = build_example(kind, name)
     _require(isinstance(m, Modality), what, "is not a tokcore.Modality")
     x = m.example(2)
-    n = m.normalize(m.validate(x, sample="example"))
-    again = m.normalize(m.validate(m.denormalize(n), sample="decoded"))
+    valid = m.validate(x, sample="example")
+    side = m.side_info(valid)  # a per-sample normalization's statistics, carried as tokens carry them
+    n = normalize_with(m, valid, side)
+    again = normalize_with(m, m.validate(denormalize_with(m, n, side), sample="decoded"), side)
     if isinstance(n, torch.Tensor):
         _require(bool(torch.isfinite(n).all()), what, "normalize must give finite values (invalid elements filled)")
         same = again.shape == n.shape and torch.allclose(again, n, rtol=1e-4, atol=1e-4)

@@ -17,7 +17,8 @@ from tokcore.tokens.store import TokenStore, key_path
 def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path, *, batch_size: int = 64,
                  limit: int | None = None, device: str = "auto") -> tuple[int, int]:
     """Decode every sample of the store (or the first `limit`) and write it with the
-    modality's `write_decoded` at `output/<key>` (plus suffix). Returns (samples, files)."""
+    modality's `write_decoded` at `output/<key>` (plus suffix), undoing a per-sample
+    normalization with the side information in the samples' metadata. Returns (samples, files)."""
     from tokcore.load import load_tokenizer
     from tokcore.modality import write_array
     from tokcore.tokens.run import weights_file
@@ -52,6 +53,7 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
                 t = Tokens(indices=torch.from_numpy(arr.astype(np.int64)))
             else:
                 t = Tokens(latents=torch.from_numpy(arr.astype(np.float32)))
+            t.side = stored_side([store.meta(k) for k in chunk])
             raw = tok.decode(t)
             for k, x in zip(chunk, raw.cpu() if isinstance(raw, torch.Tensor) else raw):
                 written = write(x, out / key_path(k), store.meta(k))
@@ -62,3 +64,17 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
     rows.sort(key=lambda r: order[r["key"]])
     atomic_write_text(out / "decoded.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     return len(rows), files
+
+
+def stored_side(metas: list[dict]) -> dict[str, torch.Tensor] | None:
+    """The side information of a chunk of samples, stacked `{name: (B, ...)}`, from their
+    metadata (`SIDE_KEY`); None when the tokenizer's normalization has none."""
+    from tokcore.modality import SIDE_KEY
+
+    sides = [m.get(SIDE_KEY) for m in metas]
+    if all(s is None for s in sides):
+        return None
+    if any(s is None for s in sides):
+        raise TokcoreError(f"some samples of the store lack the '{SIDE_KEY}' metadata that decoding needs; "
+                           "tokenize them again")
+    return {k: torch.tensor([s[k] for s in sides], dtype=torch.float32) for k in sides[0]}

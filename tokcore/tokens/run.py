@@ -34,6 +34,7 @@ from tokcore.data import GuardedDataset, sample_key
 from tokcore.errors import ConfigError, InputError, TokcoreError
 from tokcore.io import atomic_write_json
 from tokcore.launch import autocast, launched, spawn
+from tokcore.modality import SIDE_KEY, normalize_with
 from tokcore.tokens.store import (FORMAT, JOB, MANIFEST, SHARDS, list_shards, read_shard_index, sha256_file,
                                   shard_is_intact, token_dtype)
 from tokcore.tokens.writer import ShardWriter
@@ -175,7 +176,9 @@ class Prepare:
     failing; inputs that are not arrays (text) form one group, passed on as a list. A group
     is validated in one batched call (every check is per sample, so the batch passes
     exactly when each sample does); only when it fails are its samples checked one by one,
-    and those that fail become failure records with the reason."""
+    and those that fail become failure records with the reason. A modality's per-sample
+    side information (`Modality.side_info`) goes into each sample's metadata under
+    `SIDE_KEY`, so the store carries what decoding needs."""
 
     def __init__(self, modality: Any):
         self.modality = modality
@@ -218,10 +221,13 @@ class Prepare:
                 if not kept:
                     continue
                 members, x = kept, _stack([x for _, x in kept], shape)
+            metas = [plain(s["meta"]) for s, _ in members]
             if self.modality is not None:
-                x = self.modality.normalize(x)
-            out.append({"input": x, "indices": [s["index"] for s, _ in members],
-                        "meta": [plain(s["meta"]) for s, _ in members]})
+                side = self.modality.side_info(x)
+                x = normalize_with(self.modality, x, side)
+                for b, meta in enumerate(metas if side is not None else []):
+                    meta[SIDE_KEY] = {k: v[b].tolist() for k, v in side.items()}
+            out.append({"input": x, "indices": [s["index"] for s, _ in members], "meta": metas})
         failed.sort(key=lambda f: f["index"])
         return {"groups": out, "failed": failed}
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from tokcore.errors import InputError
-from tokcore.modality import Modality
+from tokcore.modality import Modality, normalize_with
 
 
 class Collate:
@@ -40,12 +40,13 @@ class Collate:
             keys.append(key)
             xs.append(x.float())
         if not xs:
-            return {"input": None, "mask": None, "raw": None, "keys": [], "failed": failed}
+            return {"input": None, "mask": None, "raw": None, "side": None, "keys": [], "failed": failed}
         raw = torch.stack(xs)
         if self.modality is None:
-            return {"input": raw, "mask": None, "raw": raw, "keys": keys, "failed": failed}
-        return {"input": self.modality.normalize(raw), "mask": self.modality.valid_mask(raw), "raw": raw,
-                "keys": keys, "failed": failed}
+            return {"input": raw, "mask": None, "raw": raw, "side": None, "keys": keys, "failed": failed}
+        side = self.modality.side_info(raw)  # per-sample statistics, which evaluation needs to denormalize
+        return {"input": normalize_with(self.modality, raw, side), "mask": self.modality.valid_mask(raw), "raw": raw,
+                "side": side, "keys": keys, "failed": failed}
 
 
 def resize_batch(batch: dict[str, Any], size: int) -> dict[str, Any]:
@@ -65,5 +66,12 @@ def resize_batch(batch: dict[str, Any], size: int) -> dict[str, Any]:
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The batch's tensors on `device`, those of nested dicts (side information) too."""
     nb = device.type == "cuda"
-    return {k: v.to(device, non_blocking=nb) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def move(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return v.to(device, non_blocking=nb)
+        return {k: move(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+    return {k: move(v) for k, v in batch.items()}

@@ -9,6 +9,7 @@ from typing import Any, Iterable
 import torch
 import torch.distributed as dist
 
+from tokcore.modality import denormalize_with
 from tokcore.tokenizer import Tokenizer, _eval
 from tokcore.train.distributed import Context
 
@@ -48,7 +49,7 @@ def evaluate(model: Tokenizer, loss: torch.nn.Module, batches: Iterable[dict[str
             parts = {"loss": loss(out.recon.float(), x, batch.get("mask")).loss}
             parts.update({f"quantizer/{k}": v for k, v in out.quant.losses.items()})
             if model.modality is not None and batch.get("raw") is not None:
-                recon_raw = model.modality.denormalize(out.recon.float())
+                recon_raw = denormalize_with(model.modality, out.recon.float(), batch.get("side"))
                 parts.update(model.modality.metrics(recon_raw, batch["raw"]))
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * b

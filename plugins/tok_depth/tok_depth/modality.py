@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from pathlib import Path
+from typing import Literal, Sequence
 
 import torch
 from torch import Tensor
 
-from tokcore.modality import Modality
+from tokcore.errors import InputError
+from tokcore.modality import Modality, write_array_samples
+
+from tok_depth.metrics import depth_metrics
+
+NORMALIZATIONS = ("log", "metric", "robust")
 
 
 class DepthModality(Modality):
     """Depth maps `(1, H, W)` in metres (or any unit, consistently); invalid pixels are 0, inf
     or NaN and are masked out of normalization, losses and metrics.
 
+    Three normalizations, recorded in the checkpoint like every modality parameter:
+
+    * "log": log depth, `[log near, log far]` mapped onto [-1, 1]: relative precision is the
+      same near and far, which suits a discrete code (4M and most depth tokenizers work on
+      log or inverse depth for this reason).
+    * "metric": depth itself, `[near, far]` mapped linearly onto [-1, 1].
+    * "robust": per image, `(depth - median) / mean |depth - median|` over its valid pixels
+      (the scale-and-shift normalization of MiDaS). The tokens then hold the shape of the
+      scene only; the two statistics are the image's side information
+      (`Modality.side_info`), which the tokenizer and the token store carry next to the
+      tokens so that decoding gives metric depth back.
+
     Args:
-        mean: value subtracted before encoding.
-        std: divisor applied after the mean.
+        normalization: "log", "metric" or "robust" (see above).
+        depth_range: `[near, far]` in the data's unit: the span "log" and "metric" map onto
+            [-1, 1] (depths outside it saturate at its ends); decoded depths are clamped to it.
         value_range: `[low, high]` that valid depths must lie in, or None.
         max_depth: depths above this count as invalid (far clipping), or None.
     """
@@ -25,14 +45,96 @@ class DepthModality(Modality):
     layout = "CHW"
     channels = 1
 
-    def __init__(self, mean: float | Sequence[float] = 0.0, std: float | Sequence[float] = 1.0,
-                 value_range: Sequence[float] | None = None, max_depth: float | None = None):
-        super().__init__(mean, std, value_range)
+    def __init__(self, normalization: Literal["log", "metric", "robust"] = "log",
+                 depth_range: Sequence[float] = (0.1, 100.0), value_range: Sequence[float] | None = None,
+                 max_depth: float | None = None):
+        super().__init__(0.0, 1.0, value_range)
+        if normalization not in NORMALIZATIONS:
+            raise InputError(f"modality 'depth': normalization must be one of {', '.join(NORMALIZATIONS)}, "
+                             f"got '{normalization}'")
+        if len(depth_range) != 2 or not 0 < depth_range[0] < depth_range[1]:
+            raise InputError(f"modality 'depth': depth_range must be [near, far] with 0 < near < far, got {depth_range}")
+        self.normalization = normalization
+        self.depth_range = [float(d) for d in depth_range]
         self.max_depth = max_depth
 
     def valid_mask(self, x: Tensor) -> Tensor:
         valid = torch.isfinite(x) & (x > 0)
         return valid if self.max_depth is None else valid & (x <= self.max_depth)
+
+    # -- normalization ------------------------------------------------------------------------
+    def side_info(self, x: Tensor, batched: bool = True) -> dict[str, Tensor] | None:
+        """"robust" only: each image's median depth (`shift`) and mean absolute deviation
+        from it (`scale`), over its valid pixels, as `(B,)` tensors (scalars unbatched). An
+        image without valid pixels gets shift 1 and scale 1."""
+        if self.normalization != "robust":
+            return None
+        flat = x.reshape(len(x) if batched else 1, -1).float()
+        flat = torch.where(self.valid_mask(flat), flat, torch.full_like(flat, float("nan")))
+        shift = flat.nanmedian(dim=1).values
+        scale = (flat - shift[:, None]).abs().nanmean(dim=1)
+        empty = torch.isnan(shift)
+        shift = torch.where(empty, torch.ones_like(shift), shift)
+        # a flat wall has no spread: a small floor keeps the division finite
+        scale = torch.where(empty, torch.ones_like(scale), scale).clamp_min(1e-6)
+        if not batched:
+            shift, scale = shift[0], scale[0]
+        return {"shift": shift, "scale": scale}
+
+    def _per_sample(self, side: dict[str, Tensor], name: str, x: Tensor, batched: bool) -> Tensor:
+        if name not in side:
+            raise InputError(f"modality 'depth': side information lacks '{name}'; it has {sorted(side)}")
+        v = torch.as_tensor(side[name], dtype=x.dtype, device=x.device)
+        return v.reshape(-1, *[1] * (x.dim() - 1)) if batched else v.reshape([1] * x.dim())
+
+    def normalize(self, x: Tensor, batched: bool = True, side: dict[str, Tensor] | None = None) -> Tensor:
+        """Depths to model space; holes become `fill_value` (0). "robust" uses `side` when
+        given (the statistics of the sample it was taken from), else the image's own."""
+        valid = self.valid_mask(x)
+        near, far = self.depth_range
+        d = torch.where(valid, x, torch.full_like(x, near))
+        if self.normalization == "robust":
+            side = side if side is not None else self.side_info(x, batched)
+            out = (d - self._per_sample(side, "shift", x, batched)) / self._per_sample(side, "scale", x, batched)
+        elif self.normalization == "log":
+            lo, hi = math.log(near), math.log(far)
+            out = 2 * (d.clamp(near, far).log() - lo) / (hi - lo) - 1
+        else:
+            out = 2 * (d.clamp(near, far) - near) / (far - near) - 1
+        return torch.where(valid, out, torch.full_like(out, self.fill_value))
+
+    def denormalize(self, x: Tensor, batched: bool = True, side: dict[str, Tensor] | None = None) -> Tensor:
+        """Model space to depths within `depth_range`; "robust" needs the image's `side`
+        information (`Tokens.side`, or the store's sample metadata)."""
+        near, far = self.depth_range
+        if self.normalization == "robust":
+            if side is None:
+                raise InputError("modality 'depth': robust normalization is per image; decoding needs each "
+                                 "image's shift and scale (Tokens.side, kept in the token store's metadata)")
+            out = x * self._per_sample(side, "scale", x, batched) + self._per_sample(side, "shift", x, batched)
+        elif self.normalization == "log":
+            lo, hi = math.log(near), math.log(far)
+            out = torch.exp(lo + (x + 1) / 2 * (hi - lo))
+        else:
+            out = near + (x + 1) / 2 * (far - near)
+        out = out.clamp(near, far)
+        return out if self.value_range is None else out.clamp(*self.value_range)
+
+    # -- judge and show ---------------------------------------------------------------------
+    def metrics(self, recon: Tensor, target: Tensor) -> dict[str, float]:
+        """AbsRel, RMSE, log RMSE, MAE and delta < 1.25^k over the valid pixels of `target`
+        (see `tok_depth.metrics`)."""
+        return depth_metrics(recon.float(), target.float(), self.valid_mask(target.float()))
+
+    def write_samples(self, target: Tensor, recon: Tensor, path: Path) -> list[Path]:
+        """`<path>.png`: input, reconstruction and relative error side by side, holes in
+        grey; `<path>.npz`: the arrays."""
+        from tok_depth.plot import plot_depth
+
+        t, r = target.detach().cpu(), recon.detach().cpu()
+        files = write_array_samples(t, r, path)
+        return [plot_depth(t[:, 0].numpy(), r[:, 0].numpy(), self.valid_mask(t)[:, 0].numpy(),
+                           path.with_suffix(".png"))] + files
 
     def example(self, batch_size: int = 2) -> Tensor:
         g = torch.Generator().manual_seed(0)
@@ -40,3 +142,8 @@ class DepthModality(Modality):
         depth[:, :, :2, :3] = 0.0  # a hole, as stereo and ToF sensors leave
         depth[:, :, -1, -1] = float("inf")
         return depth
+
+    @staticmethod
+    def example_config() -> dict:
+        """Robust normalization: the contract kit then checks the side-information path."""
+        return {"normalization": "robust"}

@@ -1,0 +1,63 @@
+"""The main job in miniature: train the quick config a few steps on the real disparity, then
+tokenize the held-out crops, decode them, compare with the grid codec and write the pictures."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tokcore.cli import main
+
+CFG = Path(__file__).resolve().parents[3] / "cfgs" / "depth"
+SMALL = ["data.train_crops=16", "train.steps=2", "train.batch_size=8", "train.log_every=1"]
+
+
+@pytest.mark.parametrize("name, grid, bits", [("quick.yaml", 8, 512), ("full.yaml", 14, 2548)])
+def test_configs_resolve(name, grid, bits, capsys, tmp_path):
+    data = [] if name == "quick.yaml" else [f"data.path={tmp_path}", "train.batch_size=2", "train.num_workers=0"]
+    np.save(tmp_path / "d.npy", np.full((256, 256), 2.0, dtype=np.float32))
+    assert main(["config", "--config", str(CFG / name), *data]) == 0
+    assert main(["train", "--config", str(CFG / name), *data, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"grid ({grid}, {grid}) = {grid * grid} per sample" in out and f"bits      {bits} per sample" in out
+
+
+def test_train_then_report_on_the_real_disparity(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(CFG / "quick.yaml"), "--output", str(run), *SMALL]) == 0
+    assert (run / "samples" / "step-2.png").is_file()
+    assert main(["depth-report", "--run", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "AbsRel" in out and "delta < 1.25" in out and "codebook usage" in out
+    result = json.loads((run / "report" / "metrics.json").read_text())
+    # robust normalization: 2 float32 statistics beside the tokens, which the baseline gets too
+    assert result["bits_per_sample"] == 512 and result["side_info_bits"] == 64
+    assert result["baseline"]["bits_per_sample"] == 576
+    assert set(result["metrics"]) == {"tokenizer", "grid"} and 0 < 1 - result["valid_pixels"] < 0.5  # holes, masked
+    assert 0 <= result["metrics"]["tokenizer"]["abs_rel"] < 10
+    assert (run / "report" / "depth_val.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_per_image_statistics_survive_the_token_store(tmp_path):
+    """Robust normalization (quick.yaml's): the store keeps each crop's shift and scale in its metadata, and
+    `tokcore decode` gives exactly what the tokenizer's own decode(encode(x)) gives."""
+    from tokcore.load import load_tokenizer
+    from tokcore.tokens.roundtrip import roundtrip
+    from tokcore.tokens.store import TokenStore
+
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(CFG / "quick.yaml"), "--output", str(run), *SMALL]) == 0
+    r = roundtrip(run, "val")
+    store = TokenStore(run / "roundtrip-val" / "tokens")
+    side = store.meta(r.keys[0])["normalization"]
+    assert set(side) == {"shift", "scale"} and 2.0 < side["shift"] < 5.1
+    tok = load_tokenizer(run)
+    direct = tok.decode(tok.encode(r.inputs))
+    assert torch.allclose(torch.from_numpy(r.decoded), direct, rtol=1e-5, atol=1e-5)
+    # without the statistics the depths cannot be recovered: decode says so
+    from tokcore.errors import InputError
+
+    with pytest.raises(InputError, match="shift and scale"):
+        tok.decode(torch.from_numpy(r.tokens.astype(np.int64)))
