@@ -8,6 +8,7 @@ Building blocks (plain torch, readable top to bottom):
     resnet        VQ-VAE-style convolutional trunks (downsampling and upsampling)
     embeddings    sinusoidal and learned position embeddings, 2D interpolation
     patch         patchify / unpatchify for images
+    lowpass       keep the lowest DCT frequencies along time (smooth trajectory decoders)
 
 Registered components (entry points in pyproject.toml, groups tokcore.encoders/decoders):
     conv          `conv2d` (images) and `conv1d` (trajectories)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from tokcore.interfaces import Decoder, Encoder
 from tokcore.nn.embeddings import LearnedPosEmbed1d
+from tokcore.nn.lowpass import DCTLowpass
 from tokcore.nn.shapes import check_layout, divide
 from tokcore.nn.transformer import Transformer, init_weights
 
@@ -86,12 +87,15 @@ class Transformer1dDecoder(Decoder):
         num_heads: attention heads (must divide width).
         mlp_ratio: MLP hidden size as a multiple of width.
         max_len: most tokens a sequence may have (size of the learned position embedding).
+        lowpass: keep only this many of the lowest DCT frequencies of the output along time
+            (`tokcore.nn.lowpass`), so reconstructions are smooth by construction; None: off.
     """
 
     example_config: ClassVar[dict] = {**_TINY, "in_dim": 8}
 
     def __init__(self, in_dim: int = 32, out_channels: int = 2, patch_size: int = 2, width: int = 384,
-                 depth: int = 6, num_heads: int = 6, mlp_ratio: float = 4.0, max_len: int = 64):
+                 depth: int = 6, num_heads: int = 6, mlp_ratio: float = 4.0, max_len: int = 64,
+                 lowpass: int | None = None):
         super().__init__()
         self.in_dim, self.out_channels = in_dim, out_channels
         self.patch_size, self.max_len = patch_size, max_len
@@ -100,13 +104,14 @@ class Transformer1dDecoder(Decoder):
         self.transformer = Transformer(width, depth, num_heads, mlp_ratio)
         self.unpatch = nn.ConvTranspose1d(width, out_channels, kernel_size=patch_size, stride=patch_size)
         self.embed.apply(init_weights)
+        self.lowpass = DCTLowpass(lowpass) if lowpass is not None else nn.Identity()
 
     def forward(self, z: Tensor, mask: Tensor | None = None) -> Tensor:
         """`mask`: optional `(B, L)` boolean, True for tokens attention may use."""
         check_layout(z, "transformer1d decoder", "BLD", self.in_dim, 2)
         _check_length(z.shape[1], self.max_len, "transformer1d decoder", "got")
         tokens = self.transformer(self.pos_embed(self.embed(z)), mask)
-        return self.unpatch(tokens.transpose(1, 2)).transpose(1, 2)
+        return self.lowpass(self.unpatch(tokens.transpose(1, 2)).transpose(1, 2))
 
     def example_input(self, batch_size: int = 2) -> Tensor:
         return torch.randn(batch_size, min(self.max_len, 8), self.in_dim)

@@ -92,6 +92,14 @@ def token_bits(tokens_per_sample: int, index_shape: list[int], codebook_size: in
     return f"{tokens_per_sample} tokens{stages} x log2({codebook_size})"
 
 
+def usage_line(codebook: dict, codebook_size: int) -> str:
+    """The report line for `tokcore.train.evaluate.codebook_usage`'s result; with several
+    codebooks (residual stages), each one's codes in use."""
+    per = codebook.get("used_per_codebook", [codebook["used"]])
+    used = f"{per[0]}/{codebook_size}" if len(per) == 1 else f"per stage {' '.join(map(str, per))} of {codebook_size}"
+    return f"codebook usage on held-out tokens: {100 * codebook['usage']:.1f}% ({used}), perplexity {codebook['perplexity']:.1f}"
+
+
 def save_report(out: Path, result: dict, table: str, plot: Path) -> None:
     """Write `<out>/metrics.json`, print the table and where the files are. The tokens
     themselves are in the roundtrip's token store."""

@@ -25,10 +25,19 @@ def codebook_stats(counts: torch.Tensor) -> dict[str, float]:
             "dead_codes": float((k - used).mean())}
 
 
-def codebook_usage(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
-    """Usage, codes used, perplexity and dead codes of a set of token indices."""
-    counts = torch.bincount(indices.reshape(-1), minlength=codebook_size).double().unsqueeze(0)
-    return {**codebook_stats(counts), "used": int((counts > 0).sum())}
+def codebook_usage(indices: torch.Tensor, codebook_size: int, index_shape: tuple[int, ...] | list[int] = ()) -> dict[str, Any]:
+    """Usage, codes used, perplexity and dead codes of a set of token indices.
+
+    With a non-empty `index_shape` (the quantizer's, e.g. `(stages,)` of a residual
+    quantizer) the trailing axes of `indices` address separate codebooks: each gets its own
+    histogram, `used_per_codebook` lists their codes in use, and usage, perplexity and dead
+    codes are means over codebooks (pooling them would count stage 2's codes as stage 1's).
+    """
+    codebooks = math.prod(index_shape)
+    flat = indices.reshape(-1, codebooks)
+    counts = torch.stack([torch.bincount(flat[:, c], minlength=codebook_size) for c in range(codebooks)]).double()
+    used = (counts > 0).sum(-1)
+    return {**codebook_stats(counts), "used": int(used.min()), "used_per_codebook": used.tolist()}
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ import torch
 
 from tok_camera.geometry import matrix_to_rotvec, relative_to_first, rotvec_to_matrix, trajectory_errors
 from tokcore.codecs import DCTCodec
-from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits
+from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits, usage_line
 from tokcore.train.evaluate import codebook_usage
 
 MM = 1000.0
@@ -69,7 +69,7 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
         errs = trajectory_errors(rec, clips.double())
         rows[name] = {"ate_mm": float(errs["ate"].mean()) * MM, "rte_mm": float(errs["rte"].mean()) * MM,
                       "rre_deg": float(errs["rre_deg"].mean()), "rot_deg": float(errs["rot_deg"].mean())}
-    usage = codebook_usage(indices, info["codebook_size"])
+    usage = codebook_usage(indices, info["codebook_size"], info["index_shape"])
     result = {"run": str(run), "split": split, "clips": len(clips), "frames": int(clips.shape[1]),
               "tokens_per_clip": info["tokens_per_sample"], "codebook_size": info["codebook_size"],
               "index_shape": info["index_shape"],
@@ -95,8 +95,6 @@ def format_table(r: dict[str, Any]) -> str:
     for key, label in (("ate_mm", "ATE (mm, aligned)"), ("rte_mm", "RTE (mm/frame)"), ("rre_deg", "RRE (deg/frame)"),
                        ("rot_deg", "rotation error (deg)")):
         lines.append(f"{label:<22}{t[key]:>12.3f}  {d[key]:>10.3f}")
-    c = r["codebook"]
-    lines.append(f"codebook usage on held-out tokens: {100 * c['usage']:.1f}% ({c['used']}/{r['codebook_size']}), "
-                 f"perplexity {c['perplexity']:.1f}")
+    lines.append(usage_line(r["codebook"], r["codebook_size"]))
     return "\n".join(lines)
 

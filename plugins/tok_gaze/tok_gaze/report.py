@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from tokcore.codecs import DCTCodec
-from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits
+from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits, usage_line
 from tokcore.train.evaluate import codebook_usage
 
 
@@ -62,7 +62,7 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
     dct = torch.from_numpy(np.clip(codec(fill_gaps(clips.numpy())), 0.0, 1.0)).float()
 
     rows = {name: tok.modality.metrics(rec, clips) for name, rec in (("tokenizer", recon), ("dct", dct))}
-    usage = codebook_usage(indices, info["codebook_size"])
+    usage = codebook_usage(indices, info["codebook_size"], info["index_shape"])
     result = {"run": str(run), "split": split, "clips": len(clips), "frames": int(clips.shape[1]),
               "valid_frames": float(torch.isfinite(clips).all(-1).double().mean()),
               "fov": tok.modality.fov, "tokens_per_clip": info["tokens_per_sample"],
@@ -87,8 +87,6 @@ def format_table(r: dict[str, Any]) -> str:
              f"{'error (normalized units)':<26}{t['error']:>12.4f}  {d['error']:>10.4f}"]
     if "error_deg" in t:
         lines.append(f"{'error (deg visual angle)':<26}{t['error_deg']:>12.3f}  {d['error_deg']:>10.3f}")
-    c = r["codebook"]
-    lines.append(f"codebook usage on held-out tokens: {100 * c['usage']:.1f}% ({c['used']}/{r['codebook_size']}), "
-                 f"perplexity {c['perplexity']:.1f}")
+    lines.append(usage_line(r["codebook"], r["codebook_size"]))
     return "\n".join(lines)
 
