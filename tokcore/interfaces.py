@@ -93,6 +93,11 @@ class Decoder(nn.Module, ABC):
         """Keyword arguments `forward` needs beside the latents `z` (none by default)."""
         return {}
 
+    def tie_to(self, encoder: "Encoder") -> None:
+        """Share state with the encoder this decoder mirrors; a `Tokenizer` calls it once when
+        it is assembled. Default: nothing (a decoder that inverts a normalization its encoder
+        measures on data takes the encoder's statistics here)."""
+
 
 class DiscreteEncoder(Encoder):
     """An encoder that emits discrete tokens itself, with no quantizer after it: a fitted

@@ -54,6 +54,7 @@ class Tokenizer(nn.Module):
         if (quantizer is None) != isinstance(encoder, DiscreteEncoder):
             raise TypeError("a Tokenizer needs a quantizer unless its encoder is a DiscreteEncoder, and then none")
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
+        decoder.tie_to(encoder)
         self.modality = modality
         self.framewise = framewise
         if input_shape is None:
