@@ -11,8 +11,9 @@ from tokcore.cli import main
 CFG = Path(__file__).resolve().parents[3] / "cfgs" / "camera"
 
 
-# quick spends EgoM2P's 240 bits as 5 tokens x 6 residual stages of 256 codes
-@pytest.mark.parametrize("name, tokens", [("quick.yaml", 5), ("egom2p.yaml", 30)])
+# quick spends EgoM2P's 240 bits as 5 tokens x 6 residual stages of 256 codes, global as one
+# token x 30 stages
+@pytest.mark.parametrize("name, tokens", [("quick.yaml", 5), ("egom2p.yaml", 30), ("global.yaml", 1)])
 def test_configs_resolve(name, tokens, capsys):
     assert main(["train", "--config", str(CFG / name), "data.num_clips=16", "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -20,9 +21,10 @@ def test_configs_resolve(name, tokens, capsys):
     assert "bits      240 per sample" in out
 
 
-def test_train_then_report(tmp_path, capsys):
+@pytest.mark.parametrize("name", ["quick.yaml", "global.yaml"])
+def test_train_then_report(name, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--config", str(CFG / "quick.yaml"), "--output", str(run), "data.num_clips=24",
+    assert main(["train", "--config", str(CFG / name), "--output", str(run), "data.num_clips=24",
                  "train.steps=2", "train.batch_size=8", "train.log_every=1"]) == 0
     assert (run / "samples" / "step-2.png").is_file()
     assert main(["camera-report", "--run", str(run)]) == 0
