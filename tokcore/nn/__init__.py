@@ -15,4 +15,5 @@ Registered components (entry points in pyproject.toml, groups tokcore.encoders/d
     vit           `vit` (images, any resolution)
     causal3d      `causal3d` (video and images; time-causal, Cosmos DV4x8x8-style)
     transformer1d `transformer1d` (gaze, camera trajectories; EgoM2P's shape)
+    spectral      `dct1d` (one global token per trajectory, in the low-frequency DCT domain)
 """
