@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from tokcore import registry
+from tokcore.errors import ConfigError
 from tokcore.nn.lowpass import DCTLowpass
 from tokcore.nn.spectral import DCTDecoder, DCTEncoder
 
@@ -86,6 +87,28 @@ def test_a_tokenizer_ties_the_decoder_to_the_encoders_statistics():
     assert not torch.allclose(DCTDecoder(in_dim=10, out_channels=2, frames=16, keep=5)(enc(x)), recon)
 
 
+def test_channel_weights_scale_the_latent_and_the_tied_decoder_undoes_them():
+    from tokcore.quantizers.identity import Identity
+    from tokcore.tokenizer import Tokenizer
+
+    x = torch.randn(32, 16, 2) * torch.tensor([4.0, 0.5]) + 1.0
+    plain = DCTEncoder(in_channels=2, out_dim=10, keep=5).train()
+    weighted = DCTEncoder(in_channels=2, out_dim=10, keep=5, channel_weights=[1.0, 3.0]).train()
+    z_plain, z_weighted = plain(x)[:, 0], weighted(x)[:, 0]
+    # coefficients are flattened as (keep, channels): odd latent entries are channel 1's
+    torch.testing.assert_close(z_weighted[:, 0::2], z_plain[:, 0::2])
+    torch.testing.assert_close(z_weighted[:, 1::2], 3.0 * z_plain[:, 1::2])
+    assert "standardize.weight" in weighted.state_dict()
+
+    dec = DCTDecoder(in_dim=10, out_channels=2, frames=16, keep=5)
+    model = Tokenizer(weighted, Identity(dim=10), dec).train()
+    torch.testing.assert_close(model(x).recon, DCTLowpass(5)(x), atol=1e-4, rtol=0)
+    # saved and restored with the weights
+    fresh = DCTEncoder(in_channels=2, out_dim=10, keep=5)
+    fresh.load_state_dict(weighted.state_dict())
+    torch.testing.assert_close(fresh.eval()(x), weighted.eval()(x))
+
+
 def test_gradients_reach_every_parameter():
     enc, dec = _pair(hidden=8, standardize=True)
     enc.train()
@@ -107,6 +130,10 @@ def test_clear_errors():
     enc = DCTEncoder(in_channels=2, out_dim=4, keep=8)
     with pytest.raises(ValueError, match="T=5 frames cannot give keep=8"):
         enc(torch.randn(1, 5, 2))
+    with pytest.raises(ConfigError, match="channel_weights has 3 values for 2 channels"):
+        DCTEncoder(in_channels=2, keep=4, channel_weights=[1.0, 2.0, 3.0])
+    with pytest.raises(ConfigError, match="must all be > 0"):
+        DCTEncoder(in_channels=2, keep=4, channel_weights=[1.0, 0.0])
     dec = DCTDecoder(in_dim=4, out_channels=2, frames=16, keep=8)
     with pytest.raises(ValueError, match="one token per sequence"):
         dec(torch.randn(1, 3, 4))

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tokcore.errors import ConfigError
 from tokcore.quantizers import VQ
 from tokcore.quantizers._search import nearest_codes
 
@@ -83,6 +84,25 @@ def test_dead_codes_are_restarted_with_encoder_outputs():
     assert q.embed.norm(dim=1).max() < 20  # restarted codes now sit among the data
     q.eval()
     assert q(data).stats["usage"] > 0.9
+
+
+def test_restart_reach_splits_the_busy_code():
+    torch.manual_seed(0)
+    q = VQ(dim=8, codebook_size=16, kmeans_init=False, dead_after_steps=1, decay=0.0, restart_reach=0.25)
+    q.embed.mul_(100.0)  # every code far away but code 0, which takes all the data
+    q.embed[0] = 0.0
+    q.embed_sum.copy_(q.embed)
+    data = torch.randn(64, 8) + 3.0
+    assert int(q(data).stats["dead_codes"]) == 15
+    busy = q.embed[0]
+    torch.testing.assert_close(busy, data.mean(0))  # decay 0: the mean of its vectors
+    # each restarted code lies a quarter of the way from the busy code to one of the vectors
+    drawn = busy + (q.embed[1:] - busy) / 0.25
+    assert torch.cdist(drawn, data).min(dim=1).values.max() < 1e-2  # data rows lie ~4 apart
+    q.eval()
+    assert q(data).stats["usage"] > 0.9  # the split codes share the busy code's vectors at once
+    with pytest.raises(ConfigError, match="restart_reach"):
+        VQ(dim=8, codebook_size=16, restart_reach=0.0)
 
 
 def test_without_restarts_dead_codes_stay_dead():

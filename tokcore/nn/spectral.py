@@ -24,6 +24,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from tokcore.errors import ConfigError
 from tokcore.interfaces import Decoder, Encoder
 from tokcore.nn.lowpass import dct_basis
 from tokcore.nn.shapes import check_layout
@@ -60,28 +61,44 @@ def _mlp(dim: int, hidden: int) -> nn.Module:
     return _ResidualMLP(dim, hidden) if hidden > 0 else nn.Identity()
 
 
+def _coefficient_weights(channel_weights: list[float] | None, channels: int, keep: int) -> Tensor | None:
+    """Per-channel weights -> one per coefficient, in the `(keep, channels)` flattened order."""
+    if channel_weights is None:
+        return None
+    if len(channel_weights) != channels:
+        raise ConfigError(f"dct1d encoder: channel_weights has {len(channel_weights)} values for "
+                          f"{channels} channels; give one per channel", key="channel_weights")
+    weight = torch.tensor([float(w) for w in channel_weights])
+    if not bool((weight > 0).all()):
+        raise ConfigError(f"dct1d encoder: channel_weights must all be > 0, got {list(channel_weights)}",
+                          key="channel_weights")
+    return weight.repeat(keep)
+
+
 def _check_keep(keep: int, what: str) -> None:
     if keep < 1:
         raise ValueError(f"{what}: keep must be >= 1, got {keep}")
 
 
 class Standardizer(nn.Module):
-    """Per-feature mean and standard deviation, measured once on the first training batch."""
+    """Per-feature mean and standard deviation, measured once on the first training batch,
+    then a fixed per-feature weight: `(x - mean) / std * weight`."""
 
-    def __init__(self, features: int, measure: bool = True):
+    def __init__(self, features: int, measure: bool = True, weight: Tensor | None = None):
         super().__init__()
         self.register_buffer("mean", torch.zeros(features))
         self.register_buffer("std", torch.ones(features))
+        self.register_buffer("weight", torch.ones(features) if weight is None else weight.float().clone())
         self.register_buffer("initialized", torch.tensor(not measure))
 
     def forward(self, x: Tensor) -> Tensor:
         """`(B, features)` -> standardized; measures the statistics first if still due."""
         if self.training and not torch.is_inference_mode_enabled() and not bool(self.initialized):
             self._measure(x.detach())
-        return (x - self.mean) / self.std
+        return (x - self.mean) / self.std * self.weight
 
     def inverse(self, x: Tensor) -> Tensor:
-        return x * self.std + self.mean
+        return x / self.weight * self.std + self.mean
 
     @torch.no_grad()
     def _measure(self, x: Tensor) -> None:
@@ -106,17 +123,22 @@ class DCTEncoder(Encoder):
         hidden: hidden size of a residual MLP after the linear map; 0: none.
         standardize: standardize each coefficient by its mean and standard deviation on the
             first training batch (kept with the weights); False: raw coefficients.
+        channel_weights: one factor per input channel, multiplying its standardized
+            coefficients (the tied decoder divides them out): a channel weighted 2 takes a
+            larger share of the latent's Euclidean distance, hence of the quantizer's bits.
+            Default: all 1.
     """
 
     example_config: ClassVar[dict] = {**_TINY, "in_channels": 3, "out_dim": 8}
 
     def __init__(self, in_channels: int = 2, out_dim: int = 32, keep: int = 12, hidden: int = 0,
-                 standardize: bool = True):
+                 standardize: bool = True, channel_weights: list[float] | None = None):
         super().__init__()
         _check_keep(keep, "dct1d encoder")
         self.in_channels, self.out_dim, self.keep = in_channels, out_dim, keep
         coefficients = keep * in_channels
-        self.standardize = Standardizer(coefficients, measure=standardize)
+        weight = _coefficient_weights(channel_weights, in_channels, keep)
+        self.standardize = Standardizer(coefficients, measure=standardize, weight=weight)
         self.proj = _linear(coefficients, out_dim)
         self.mlp = _mlp(out_dim, hidden)
 

@@ -100,6 +100,8 @@ class RVQ(ResidualQuantizer):
         dead_after_steps: a code unused for this many training steps is dead.
         dead_usage_threshold: a code whose moving-average use per step is below this is dead.
         restart_dead_codes: replace dead codes by recent residuals.
+        restart_reach: where a restarted code goes between a drawn residual's code (0) and
+            the residual (1); below 1 it splits a busy code (see `vq`).
     """
 
     example_config = {"dim": 16, "codebook_size": 32, "stages": 3, "codebook_dim": 8}  # tiny, for the contract kit
@@ -119,6 +121,7 @@ class RVQ(ResidualQuantizer):
         dead_after_steps: int = 100,
         dead_usage_threshold: float = 0.0,
         restart_dead_codes: bool = True,
+        restart_reach: float = 1.0,
     ):
         check_positive(dim=dim, stages=stages)
         inner_dim = codebook_dim if codebook_dim is not None else dim
@@ -126,7 +129,8 @@ class RVQ(ResidualQuantizer):
             inner_dim, codebook_size, codebook_learning=codebook_learning, decay=decay,
             commitment_weight=commitment_weight, codebook_weight=codebook_weight,
             kmeans_init=kmeans_init, kmeans_iters=kmeans_iters, dead_after_steps=dead_after_steps,
-            dead_usage_threshold=dead_usage_threshold, restart_dead_codes=restart_dead_codes)
+            dead_usage_threshold=dead_usage_threshold, restart_dead_codes=restart_dead_codes,
+            restart_reach=restart_reach)
         super().__init__(dim, [make_stage() for _ in range(stages)], torch.ones(stages, inner_dim))
 
 

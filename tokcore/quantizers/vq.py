@@ -60,6 +60,10 @@ class VQ(Quantizer):
         dead_usage_threshold: a code whose moving-average count of assigned vectors per
             step falls below this is dead too; 0 disables this criterion.
         restart_dead_codes: replace dead codes by recent encoder outputs.
+        restart_reach: where a restarted code goes on the way from a drawn encoder output's
+            current code (0) to that output (1). Below 1 it splits a busy code's cell (as in
+            LBG splitting) and so takes part of its traffic at once; in high dimensions a code
+            put on one output can sit outside every other output's reach and die again.
     """
 
     example_config = {"dim": 16, "codebook_size": 64}  # tiny, for the contract kit
@@ -80,6 +84,7 @@ class VQ(Quantizer):
         dead_after_steps: int = 100,
         dead_usage_threshold: float = 0.0,
         restart_dead_codes: bool = True,
+        restart_reach: float = 1.0,
     ):
         super().__init__()
         check_positive(dim=dim, codebook_size=codebook_size, heads=heads, kmeans_iters=kmeans_iters,
@@ -91,6 +96,8 @@ class VQ(Quantizer):
         check_positive(codebook_dim=codebook_dim)
         if not 0.0 <= decay < 1.0:
             raise ConfigError(f"decay must be in [0, 1), got {decay}", key="decay")
+        if not 0.0 < restart_reach <= 1.0:
+            raise ConfigError(f"restart_reach must be in (0, 1], got {restart_reach}", key="restart_reach")
         if codebook_learning not in ("ema", "loss"):
             raise ConfigError(f"codebook_learning must be 'ema' or 'loss', got {codebook_learning!r}",
                               key="codebook_learning")
@@ -102,7 +109,7 @@ class VQ(Quantizer):
         self.commitment_weight, self.codebook_weight = commitment_weight, codebook_weight
         self.kmeans_iters = kmeans_iters
         self.dead_after_steps, self.dead_usage_threshold = dead_after_steps, dead_usage_threshold
-        self.restart_dead_codes = restart_dead_codes
+        self.restart_dead_codes, self.restart_reach = restart_dead_codes, restart_reach
         self.project_in, self.project_out = projections(dim, heads * codebook_dim)
 
         embed = torch.randn(codebook_size, codebook_dim)
@@ -207,18 +214,23 @@ class VQ(Quantizer):
             self.embed.copy_(F.normalize(embed, dim=1) if self.cosine else embed)
         dead = self.dead_mask()
         if self.restart_dead_codes and dead.any():
-            self._restart(dead, vectors)
+            self._restart(dead, vectors, indices)
         return dead.sum()
 
     @torch.no_grad()
-    def _restart(self, dead: Tensor, vectors: Tensor) -> None:
-        """Replace dead codes by encoder outputs of this step, drawn from every rank alike."""
+    def _restart(self, dead: Tensor, vectors: Tensor, indices: Tensor) -> None:
+        """Replace dead codes by encoder outputs of this step (or points on the way to them
+        from their codes, see `restart_reach`), drawn from every rank alike."""
         ids = dead.nonzero().squeeze(1)
         num = ids.numel()
-        # Each rank offers `num` random vectors; dead code i takes rank (i % W)'s i-th offer.
-        offers = all_gather_cat(sample_rows(vectors, num))
+        # Each rank offers `num` random vectors with their codes; dead code i takes rank
+        # (i % W)'s i-th offer.
+        offers = all_gather_cat(sample_rows(torch.cat([vectors, self.codebook()[indices]], dim=1), num))
         order = torch.arange(num, device=ids.device)
-        fresh = offers[(order % world_size()) * num + order]
+        vector, code = offers[(order % world_size()) * num + order].chunk(2, dim=1)
+        fresh = torch.lerp(code, vector, self.restart_reach)
+        if self.cosine:
+            fresh = F.normalize(fresh, dim=1)
         self.embed.data.index_copy_(0, ids, fresh)
         size = max(self.dead_usage_threshold, 1.0)  # counts as one step's worth of use
         self.cluster_size.index_fill_(0, ids, size)
