@@ -222,3 +222,13 @@ def test_pixel_only_loss_needs_no_weights():
         registry.build("loss", {"name": "perceptual", "timm_model": "resnet18"})
     with pytest.raises(ConfigError, match="input_range"):
         registry.build("loss", {"name": "perceptual", "perceptual_weight": 0.0, "input_range": [1, 0]})
+
+
+def test_timm_feature_networks_need_timm(tmp_path):
+    try:
+        import timm  # noqa: F401
+        pytest.skip("timm is importable here; its path needs real local weights")
+    except Exception:
+        pass
+    with pytest.raises(ConfigError, match="timm_model: timm feature networks need an importable timm"):
+        registry.build("loss", {"name": "perceptual", "timm_model": "resnet18", "timm_weights": str(tmp_path / "w")})

@@ -12,6 +12,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from tokcore.errors import ConfigError
+
 
 class _ConvStack(nn.Module):
     """Convolutions with ReLU, max-pooling where `plan` says "M"; taps the ReLU outputs after
@@ -82,8 +84,9 @@ class TimmFeatures(nn.Module):
         try:
             import timm
         except Exception as err:  # timm imports torchvision, which may not work at all
-            raise ImportError(f"timm feature networks need an importable timm ({type(err).__name__}: {err}); "
-                              f"pip install timm, or use net: alex / vgg") from None
+            raise ConfigError(f"timm feature networks need an importable timm ({type(err).__name__}: {err}); "
+                              f"pip install timm, or leave timm_model unset to use LPIPS's alex / vgg",
+                              key="timm_model") from None
         self.body = timm.create_model(model, pretrained=True, features_only=True,
                                       pretrained_cfg_overlay={"file": weights})
         self.channels = list(self.body.feature_info.channels())

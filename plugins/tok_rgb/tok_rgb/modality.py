@@ -35,7 +35,7 @@ class RGBModality(Modality):
         from tok_rgb.metrics import image_metrics
 
         lo, hi = self.value_range if self.value_range is not None else (0.0, 255.0)
-        return {**super().metrics(recon, target), **image_metrics(recon, target, data_range=hi - lo)}
+        return {**super().metrics(recon, target), **image_metrics(recon - lo, target - lo, data_range=hi - lo)}
 
     def example(self, batch_size: int = 2) -> Tensor:
         g = torch.Generator().manual_seed(0)
