@@ -59,6 +59,15 @@ def test_any_other_pickle_content_is_refused(tmp_path, payload, capsys):
     assert "never run" not in capsys.readouterr().out
 
 
+def test_a_malformed_checkpoint_is_an_input_error(tmp_path):
+    path = tmp_path / "alexnet.ckpt"
+    good = pickle.dumps(flax_like_checkpoint(np.random.default_rng(0)), protocol=3)
+    for data in (good[: len(good) // 2], b"\x80\x03u.", b"not a pickle"):  # truncated, SETITEMS on nothing, junk
+        path.write_bytes(data)
+        with pytest.raises(InputError, match="alexnet.ckpt"):
+            read_flax_checkpoint(path)
+
+
 def test_missing_weights_name_the_install_command(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV, str(tmp_path))  # an empty folder
     with pytest.raises(ConfigError, match="no LPIPS 'alex' weights at"):

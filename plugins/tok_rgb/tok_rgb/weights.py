@@ -203,84 +203,87 @@ def read_flax_checkpoint(file: str | Path) -> dict[str, np.ndarray]:
         ops = list(pickletools.genops(data))
     except Exception as err:  # truncated or not a pickle at all
         raise refuse(f"not a readable checkpoint ({err})") from None
-    for op, arg, _ in ops:
-        name = op.name
-        if name in ("PROTO", "FRAME"):
-            continue
-        if name == "STOP":
-            break
-        if name == "MARK":
-            stack.append(_Mark())
-        elif name in ("EMPTY_DICT",):
-            stack.append({})
-        elif name in ("EMPTY_LIST",):
-            stack.append([])
-        elif name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "SHORT_BINBYTES", "BINBYTES",
-                      "BININT", "BININT1", "BININT2", "BINFLOAT"):
-            stack.append(arg)
-        elif name == "NONE":
-            stack.append(None)
-        elif name in ("NEWTRUE", "NEWFALSE"):
-            stack.append(name == "NEWTRUE")
-        elif name in ("BINPUT", "LONG_BINPUT"):
-            memo[arg] = stack[-1]
-        elif name == "MEMOIZE":
-            memo[len(memo)] = stack[-1]
-        elif name in ("BINGET", "LONG_BINGET"):
-            stack.append(memo[arg])
-        elif name == "TUPLE":
-            stack.append(tuple(pop_mark()))
-        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            n = int(name[-1])
-            items = tuple(stack[-n:])
-            del stack[-n:]
-            stack.append(items)
-        elif name == "EMPTY_TUPLE":
-            stack.append(())
-        elif name in ("GLOBAL", "STACK_GLOBAL"):
-            if name == "STACK_GLOBAL":
-                module, qual = stack.pop(-2), stack.pop()
+    try:
+        for op, arg, _ in ops:
+            name = op.name
+            if name in ("PROTO", "FRAME"):
+                continue
+            if name == "STOP":
+                break
+            if name == "MARK":
+                stack.append(_Mark())
+            elif name == "EMPTY_DICT":
+                stack.append({})
+            elif name == "EMPTY_LIST":
+                stack.append([])
+            elif name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "SHORT_BINBYTES", "BINBYTES",
+                          "BININT", "BININT1", "BININT2", "BINFLOAT"):
+                stack.append(arg)
+            elif name == "NONE":
+                stack.append(None)
+            elif name in ("NEWTRUE", "NEWFALSE"):
+                stack.append(name == "NEWTRUE")
+            elif name in ("BINPUT", "LONG_BINPUT"):
+                memo[arg] = stack[-1]
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+            elif name in ("BINGET", "LONG_BINGET"):
+                stack.append(memo[arg])
+            elif name == "TUPLE":
+                stack.append(tuple(pop_mark()))
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                n = int(name[-1])
+                items = tuple(stack[-n:])
+                del stack[-n:]
+                stack.append(items)
+            elif name == "EMPTY_TUPLE":
+                stack.append(())
+            elif name in ("GLOBAL", "STACK_GLOBAL"):
+                if name == "STACK_GLOBAL":
+                    module, qual = stack.pop(-2), stack.pop()
+                else:
+                    module, qual = arg.split(" ", 1)
+                if (module, qual) in _RECONSTRUCT:
+                    stack.append(_RECONSTRUCT_FN)
+                elif (module, qual) == _NDARRAY:
+                    stack.append(_NDARRAY_CLS)
+                elif (module, qual) == _DTYPE:
+                    stack.append(_DTYPE_CLS)
+                else:
+                    raise refuse(f"refusing to load '{module}.{qual}'")
+            elif name == "REDUCE":
+                args, func = stack.pop(), stack.pop()
+                if func is _RECONSTRUCT_FN and args and args[0] is _NDARRAY_CLS:
+                    stack.append(_Array())
+                elif func is _DTYPE_CLS and args and isinstance(args[0], str):
+                    stack.append(_DType(args[0]))
+                else:
+                    raise refuse("refusing to call anything but numpy's array and dtype constructors")
+            elif name == "BUILD":
+                state, obj = stack.pop(), stack[-1]
+                if isinstance(obj, _DType):
+                    obj.order = state[1] if state[1] in "<>|=" else "<"
+                elif isinstance(obj, _Array):
+                    _, shape, dtype, fortran, raw = state
+                    dt = np.dtype(dtype.code).newbyteorder(dtype.order if dtype.order != "|" else "=")
+                    obj.value = np.frombuffer(raw, dtype=dt).reshape(shape, order="F" if fortran else "C").copy()
+                else:
+                    raise refuse("refusing to set the state of an object")
+            elif name == "SETITEM":
+                value, key = stack.pop(), stack.pop()
+                stack[-1][key] = value
+            elif name == "SETITEMS":
+                items = pop_mark()
+                target = stack[-1]
+                for k, v in zip(items[::2], items[1::2]):
+                    target[k] = v
+            elif name in ("APPEND", "APPENDS"):
+                items = pop_mark() if name == "APPENDS" else [stack.pop()]
+                stack[-1].extend(items)
             else:
-                module, qual = arg.split(" ", 1)
-            if (module, qual) in _RECONSTRUCT:
-                stack.append(_RECONSTRUCT_FN)
-            elif (module, qual) == _NDARRAY:
-                stack.append(_NDARRAY_CLS)
-            elif (module, qual) == _DTYPE:
-                stack.append(_DTYPE_CLS)
-            else:
-                raise refuse(f"refusing to load '{module}.{qual}'")
-        elif name == "REDUCE":
-            args, func = stack.pop(), stack.pop()
-            if func is _RECONSTRUCT_FN and args and args[0] is _NDARRAY_CLS:
-                stack.append(_Array())
-            elif func is _DTYPE_CLS and args and isinstance(args[0], str):
-                stack.append(_DType(args[0]))
-            else:
-                raise refuse("refusing to call anything but numpy's array and dtype constructors")
-        elif name == "BUILD":
-            state, obj = stack.pop(), stack[-1]
-            if isinstance(obj, _DType):
-                obj.order = state[1] if state[1] in "<>|=" else "<"
-            elif isinstance(obj, _Array):
-                _, shape, dtype, fortran, raw = state
-                dt = np.dtype(dtype.code).newbyteorder(dtype.order if dtype.order != "|" else "=")
-                obj.value = np.frombuffer(raw, dtype=dt).reshape(shape, order="F" if fortran else "C").copy()
-            else:
-                raise refuse("refusing to set the state of an object")
-        elif name == "SETITEM":
-            value, key = stack.pop(), stack.pop()
-            stack[-1][key] = value
-        elif name == "SETITEMS":
-            items = pop_mark()
-            target = stack[-1]
-            for k, v in zip(items[::2], items[1::2]):
-                target[k] = v
-        elif name in ("APPEND", "APPENDS"):
-            items = pop_mark() if name == "APPENDS" else [stack.pop()]
-            stack[-1].extend(items)
-        else:
-            raise refuse(f"unsupported pickle opcode {name}")
+                raise refuse(f"unsupported pickle opcode {name}")
+    except (IndexError, KeyError, TypeError, AttributeError, ValueError) as err:  # a malformed stream
+        raise refuse(f"malformed checkpoint ({type(err).__name__}: {err})") from None
     if len(stack) != 1 or not isinstance(stack[0], dict):
         raise refuse("the checkpoint is not a dict")
 
