@@ -22,6 +22,8 @@ def test_photos_hold_out_whole_pictures_and_are_deterministic():
     photo = lambda ds: {ds.key(i).split("/")[1] for i in range(len(ds))}  # noqa: E731
     assert photo(train).isdisjoint(photo(val)) and photo(val) == {"chelsea", "coffee"}
     assert len(train) == 5 * 8 and len(val) == 2 * 8
+    many = registry.build("dataset", {"name": "skimage_photos", "crops_per_photo": 512, "split": "val"})
+    assert len({many.key(i) for i in range(len(many))}) == len(many)  # unique even where crops coincide
     s = train[3]
     assert s["input"].dtype == torch.uint8 and s["input"].shape == (3, 32, 32)
     again = registry.build("dataset", {"name": "skimage_photos", "crops_per_photo": 8})

@@ -47,7 +47,8 @@ class SkimagePhotos(Dataset):
     (by default the cat and the coffee cup, which no training crop has seen), "all" both.
     Crop positions are drawn uniformly with a generator seeded by (`seed`, photo), so crop i
     of a photo is the same crop for a given seed, whatever else changes. Key:
-    `skimage/<photo>/<y>-<x>` (the crop's corner in the resized photo).
+    `skimage/<photo>/<i>` (two crops may land on the same place); `meta["crop"]` is
+    `[y, x, height, width]` in the resized photo.
 
     Args:
         size: crop side in pixels.
@@ -81,7 +82,7 @@ class SkimagePhotos(Dataset):
             raise ConfigError(f"unknown split '{split}'; use train, val or all", key="split")
         self.size, self.scale, self.seed = size, scale, seed
         self.photos: dict[str, np.ndarray] = {}
-        self.crops: list[tuple[str, int, int]] = []
+        self.crops: list[tuple[str, int, int, int]] = []
         for name in names:
             photo = load_photo(name, scale)
             h, w = photo.shape[:2]
@@ -92,17 +93,17 @@ class SkimagePhotos(Dataset):
             rng = np.random.default_rng([seed, list(PHOTOS).index(name)])
             ys = rng.integers(0, h - size + 1, crops_per_photo)
             xs = rng.integers(0, w - size + 1, crops_per_photo)
-            self.crops += [(name, int(y), int(x)) for y, x in zip(ys, xs)]
+            self.crops += [(name, i, int(y), int(x)) for i, (y, x) in enumerate(zip(ys, xs))]
 
     def __len__(self) -> int:
         return len(self.crops)
 
     def key(self, index: int) -> str:
-        name, y, x = self.crops[index]
-        return f"skimage/{name}/{y}-{x}"
+        name, i, _, _ = self.crops[index]
+        return f"skimage/{name}/{i}"
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        name, y, x = self.crops[index]
+        name, _, y, x = self.crops[index]
         crop = self.photos[name][y:y + self.size, x:x + self.size]
         return {"key": self.key(index), "input": torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))),
                 "meta": {"source": f"skimage.data:{name}", "scale": self.scale, "crop": [y, x, self.size, self.size]}}

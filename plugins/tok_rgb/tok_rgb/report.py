@@ -69,7 +69,7 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
               "codebook_size": info["codebook_size"], "index_shape": info["index_shape"],
               "bits_per_image": r.bits, "factor": factor, "metrics": metrics,
               "codebook": codebook_usage(torch.from_numpy(r.roundtrip.tokens.astype(np.int64)), info["codebook_size"])}
-    picture = write_grid({k: c.images for k, c in rows.items()}, images, out / f"rgb_{split}.png")
+    picture = write_grid({c.name: c.images for c in rows.values()}, images, out / f"rgb_{split}.png")
     save_report(out, result, format_table(result), picture)
     return result
 
