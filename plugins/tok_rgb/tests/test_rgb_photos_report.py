@@ -49,7 +49,7 @@ def test_photo_config_errors(bad, match):
 def test_quick_config_resolves(capsys):
     assert main(["train", "--config", str(CFG / "quick.yaml"), "data.crops_per_photo=2", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "grid (4, 4) = 16 per sample" in out and "codebook 64000" in out
+    assert "grid (4, 4) = 16 per sample" in out and "codebook 262144" in out
 
 
 def test_train_then_report(tmp_path, capsys):
@@ -61,7 +61,7 @@ def test_train_then_report(tmp_path, capsys):
     assert "8 val crops of 32x32 (chelsea, coffee)" in out and "JPEG q=" in out and "bicubic 1/8" in out
     result = json.loads((run / "report" / "metrics.json").read_text())
     m = result["metrics"]
-    assert result["bits_per_image"] == 255 and m["tokenizer"]["bpp"] == pytest.approx(255 / 1024)
+    assert result["bits_per_image"] == 288 and m["tokenizer"]["bpp"] == pytest.approx(288 / 1024)
     assert m["jpeg"]["bpp"] >= m["tokenizer"]["bpp"] and m["bicubic"]["bpp"] == pytest.approx(24 / 64)
     assert all(0 < v["psnr"] < 60 and -1 <= v["ssim"] <= 1 for v in m.values())
     grid = run / "report" / "rgb_val.png"
