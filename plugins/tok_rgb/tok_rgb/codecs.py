@@ -1,0 +1,78 @@
+"""Classical baselines an image tokenizer is compared with: JPEG (Pillow) at a chosen bit rate,
+and bicubic down- and up-sampling by the tokenizer's factor."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+
+
+def scan_start(data: bytes) -> int:
+    """Offset of a baseline JPEG's start-of-scan marker: the header segments (tables, frame)
+    are walked by their lengths, since table bytes may contain any value."""
+    pos = 2  # after SOI
+    while data[pos] == 0xFF and data[pos + 1] != 0xDA:
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    if data[pos:pos + 2] != b"\xff\xda":
+        raise ValueError("not a baseline JPEG stream")
+    return pos
+
+
+@dataclass
+class Coded:
+    """Decoded images `(N, 3, H, W)` uint8 and what they cost, in bits per pixel (mean over images)."""
+
+    images: np.ndarray
+    bpp: float
+    name: str
+    file_bpp: float | None = None  # for JPEG: whole files, headers and tables included
+
+
+def to_pil(image: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0)))
+
+
+def jpeg(images: np.ndarray, quality: int) -> Coded:
+    """JPEG at `quality` with Pillow's standard tables and 4:2:0 chroma. The rate counts the
+    entropy-coded scan only (from the start-of-scan marker on): the headers and tables are
+    the same for every image of a quality, as a tokenizer's codebook is the same for every
+    image, and at 32 px they would otherwise cost more than the picture (`file_bpp` has them)."""
+    out, scan_bits, file_bits = [], [], []
+    for image in images:
+        buf = io.BytesIO()
+        to_pil(image).save(buf, format="JPEG", quality=quality)
+        data = buf.getvalue()
+        scan_bits.append(8 * (len(data) - scan_start(data)))
+        file_bits.append(8 * len(data))
+        out.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).transpose(2, 0, 1))
+    pixels = images.shape[-2] * images.shape[-1]
+    return Coded(np.stack(out), float(np.mean(scan_bits)) / pixels, f"JPEG q={quality}",
+                 float(np.mean(file_bits)) / pixels)
+
+
+def jpeg_at_bpp(images: np.ndarray, bpp: float, qualities: range = range(1, 96)) -> Coded:
+    """JPEG at the quality whose mean rate is nearest at or above `bpp` (the lowest quality that
+    spends at least as many bits as the tokenizer); the highest quality if none reaches it."""
+    coded = None
+    for q in qualities:
+        coded = jpeg(images, q)
+        if coded.bpp >= bpp:
+            return coded
+    return coded
+
+
+def bicubic(images: np.ndarray, factor: int) -> Coded:
+    """Bicubic downsampling by `factor` (Pillow's, antialiased) and bicubic upsampling back;
+    the rate is the small image's 8-bit samples, 24 / factor^2 bits per pixel."""
+    h, w = images.shape[-2:]
+    if h % factor or w % factor:
+        raise ValueError(f"images of {h}x{w} do not divide by the factor {factor}")
+    out = []
+    for image in images:
+        small = to_pil(image).resize((w // factor, h // factor), Image.Resampling.BICUBIC)
+        out.append(np.asarray(small.resize((w, h), Image.Resampling.BICUBIC)).transpose(2, 0, 1))
+    return Coded(np.stack(out), 24.0 / factor ** 2, f"bicubic 1/{factor}")

