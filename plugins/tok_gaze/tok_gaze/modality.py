@@ -26,6 +26,27 @@ def angular_error_deg(a: Tensor, b: Tensor, fov: Sequence[float]) -> Tensor:
     return torch.rad2deg(torch.atan2(torch.linalg.cross(ra, rb).norm(dim=-1), (ra * rb).sum(-1)))
 
 
+def interpolate_gaps(x: Tensor, outside: Tensor | float = 0.5) -> Tensor:
+    """`(..., T, 2)` gaze with NaN frames -> each invalid frame linearly interpolated between
+    the nearest valid frames before and after it, held at the clip's ends; a clip without any
+    valid frame becomes `outside` (the image centre by default)."""
+    valid = torch.isfinite(x).all(-1)  # (..., T)
+    t = torch.arange(x.shape[-2], device=x.device).expand_as(valid)
+    last = x.shape[-2] - 1
+    # index of the nearest valid frame at or before / at or after each frame (-1 / T: none)
+    before = torch.where(valid, t, -1).cummax(-1).values
+    after = torch.where(valid, t, last + 1).flip(-1).cummin(-1).values.flip(-1)
+    lo = torch.where(before >= 0, before, after).clamp(0, last)
+    hi = torch.where(after <= last, after, before).clamp(0, last)
+    span = (hi - lo).clamp_min(1).to(x.dtype)
+    w = ((t - lo).to(x.dtype) / span).clamp(0, 1).unsqueeze(-1)
+    take = lambda i: x.gather(-2, i.unsqueeze(-1).expand(*i.shape, x.shape[-1]))  # noqa: E731
+    filled = (1 - w) * take(lo) + w * take(hi)
+    filled = torch.where(valid.unsqueeze(-1), x, filled)
+    empty = ~valid.any(-1, keepdim=True).unsqueeze(-1)
+    return torch.where(empty, torch.as_tensor(outside, dtype=x.dtype, device=x.device), filled)
+
+
 class GazeModality(Modality):
     """Gaze points `(T, 2)`: x horizontal, y vertical (OpenCV image convention, origin top
     left), normalized to [0, 1] by the image size. Frames without a valid gaze (blinks,
@@ -38,6 +59,11 @@ class GazeModality(Modality):
             pixel coordinates passed without dividing by the image size.
         fov: `[horizontal, vertical]` field of view of the scene camera in degrees; when
             given, metrics include the error in degrees of visual angle (pinhole model).
+        fill: what invalid frames become before encoding: "mean", the normalization mean (the
+            image centre; a blink is a jump there and back), or "interpolate", the straight
+            line between the valid frames around the gap, held at the clip's ends (what a
+            spectral encoder such as `dct1d` needs: a jump costs every frequency). Losses
+            and metrics ignore these frames either way.
     """
 
     name = "gaze"
@@ -45,8 +71,12 @@ class GazeModality(Modality):
     channels = 2
 
     def __init__(self, mean: float | Sequence[float] = 0.5, std: float | Sequence[float] = 0.5,
-                 value_range: Sequence[float] | None = (0.0, 1.0), fov: Sequence[float] | None = None):
+                 value_range: Sequence[float] | None = (0.0, 1.0), fov: Sequence[float] | None = None,
+                 fill: str = "mean"):
         super().__init__(mean, std, value_range)
+        if fill not in ("mean", "interpolate"):
+            raise InputError(f"modality 'gaze': fill must be 'mean' or 'interpolate', got {fill!r}")
+        self.fill = fill
         if fov is not None and (len(fov) != 2 or not all(0 < f < 180 for f in fov)):
             raise InputError(f"modality 'gaze': fov must be [horizontal, vertical] degrees in (0, 180), got {fov}")
         self.fov = list(fov) if fov is not None else None
@@ -55,6 +85,12 @@ class GazeModality(Modality):
         # a frame is valid only when both coordinates are
         frame_ok = torch.isfinite(x).all(dim=-1, keepdim=True)
         return frame_ok.expand_as(x)
+
+    def normalize(self, x: Tensor, batched: bool = True) -> Tensor:
+        if self.fill == "interpolate":
+            mean, _ = self._stats(x, batched)
+            x = interpolate_gaps(x, outside=mean)
+        return super().normalize(x, batched)
 
     def metrics(self, recon: Tensor, target: Tensor) -> dict[str, float]:
         """Over valid frames of `target`: `error`, the mean Euclidean distance in normalized

@@ -27,17 +27,13 @@ from tokcore.codecs import DCTCodec
 from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits, usage_line
 from tokcore.train.evaluate import codebook_usage
 
+from tok_gaze.modality import interpolate_gaps
+
 
 def fill_gaps(x: np.ndarray) -> np.ndarray:
     """`(N, T, 2)` with NaN frames -> linearly interpolated across gaps, held at the ends
     (a clip without any valid frame becomes the image centre)."""
-    out = np.array(x, dtype=np.float64)
-    t = np.arange(x.shape[1])
-    for clip in out:
-        ok = np.isfinite(clip).all(-1)
-        for c in range(2):
-            clip[:, c] = np.interp(t, t[ok], clip[ok, c]) if ok.any() else 0.5
-    return out
+    return interpolate_gaps(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
 
 
 def dct_baseline(train: np.ndarray, bits: int) -> DCTCodec:
