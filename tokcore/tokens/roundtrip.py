@@ -96,10 +96,11 @@ def report_inputs(run: str | Path, output: str | Path | None, split: str,
 
 
 def token_bits(tokens_per_sample: int, index_shape: list[int], codebook_size: int) -> str:
-    """'30 tokens x log2(256)', or with residual stages '10 tokens x 3 stages x log2(256)'."""
+    """'30 tokens x log2(256)', or with residual stages '1 token x 30 stages x log2(256)'."""
     codes = math.prod(index_shape or [1])
     stages = f" x {codes} stages" if codes > 1 else ""
-    return f"{tokens_per_sample} tokens{stages} x log2({codebook_size})"
+    noun = "token" if tokens_per_sample == 1 else "tokens"
+    return f"{tokens_per_sample} {noun}{stages} x log2({codebook_size})"
 
 
 def usage_line(codebook: dict, codebook_size: int) -> str:
