@@ -1,5 +1,6 @@
 """Video files: clip indexing from metadata, fps sampling, seeking, views, failures, writing."""
 
+import sys
 from fractions import Fraction
 
 import av
@@ -11,6 +12,7 @@ from tok_rgb.datasets import VideoFiles
 from tok_rgb.video import encode_mp4, probe
 from tokcore import registry
 from tokcore.data import GuardedDataset
+from tokcore.errors import ConfigError
 
 
 def numbered_video(path, frames=40, fps=20, h=24, w=32, gop=6):
@@ -126,3 +128,34 @@ def test_video_modality_writes_mp4_at_the_recorded_fps_and_raw_frames(tmp_path):
     assert png[0].name == "img.png" and np.asarray(Image.open(png[0])).shape == (8, 12, 3)
     grid = video.write_samples(clip[None], clip[None], tmp_path / "samples" / "step")
     assert np.asarray(Image.open(grid[0])).shape == (16, 72, 3)  # 2 rows of 6 frames
+
+
+
+def test_decord_backend_reads_the_same_frames(tmp_path):
+    pytest.importorskip("decord")
+    numbered_video(tmp_path / "v.mp4", w=64)  # decord copies frames only at some widths (64 is one)
+    options = {"path": str(tmp_path), "clip_length": 5, "fps": 10.0, "split": "all", "crop_size": 16}
+    pyav, decord = VideoFiles(**options), VideoFiles(**options, backend="decord")
+    assert len(pyav) == len(decord) == 4
+    for i in range(len(pyav)):
+        a, b = pyav[i], decord[i]
+        assert a["key"] == b["key"] and a["meta"] == b["meta"]
+        assert torch.equal(a["input"], b["input"])  # both decode with FFmpeg: the same pixels
+    assert frame_numbers(decord[3]["input"]) == [30, 32, 34, 36, 38]
+
+
+def test_decord_backend_failures_are_per_sample_and_its_absence_a_config_error(tmp_path, monkeypatch):
+    numbered_video(tmp_path / "v.mp4", frames=8, w=64)
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        guarded = GuardedDataset(VideoFiles(str(tmp_path), clip_length=8, split="all", backend="decord"))
+        results = {guarded[i]["key"]: guarded[i] for i in range(len(guarded))}
+        assert "broken: cannot load" in results["broken"]["error"]
+        assert results["v/0-8"]["input"].shape == (3, 8, 24, 64)
+    monkeypatch.setitem(sys.modules, "decord", None)  # as if it were not installed
+    with pytest.raises(ConfigError, match="pip install decord"):
+        VideoFiles(str(tmp_path), clip_length=8, split="all", backend="decord")

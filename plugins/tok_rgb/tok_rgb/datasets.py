@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from tok_rgb.images import IMAGE_SUFFIXES, decode_image, read_image
-from tok_rgb.video import VIDEO_SUFFIXES, VideoInfo, probe, read_frames, sample_indices, source_frame
+from tok_rgb.video import VIDEO_SUFFIXES, VideoInfo, probe, import_decord, read_frames, read_frames_decord, sample_indices, source_frame
 from tok_rgb.views import Crop, Flip, ViewSpec, apply_view
 from tokcore.data import Dataset
 from tokcore.datasets import split_indices
@@ -255,6 +255,8 @@ class VideoFiles(Dataset):
         seed: seed of the random crops and flips.
         max_clips_per_video: keep at most this many clips of each video, spread evenly over it
             (null keeps all).
+        backend: "pyav" (seek to the keyframe before a clip, decode to its end) or "decord"
+            (random access through decord's frame index; pip install decord).
     """
 
     @staticmethod
@@ -271,7 +273,8 @@ class VideoFiles(Dataset):
     def __init__(self, path: str, clip_length: int = 16, clip_stride: int | None = None, fps: float | None = None,
                  split: Split = "train", val_fraction: float = 0.1, split_seed: int = 0, size: int | None = None,
                  crop_size: int | list[int] | None = None, crop: Crop = "center", flip: Flip = "none",
-                 seed: int = 0, max_clips_per_video: int | None = None):
+                 seed: int = 0, max_clips_per_video: int | None = None,
+                 backend: Literal["pyav", "decord"] = "pyav"):
         for name, value in (("clip_length", clip_length), ("clip_stride", clip_stride),
                             ("max_clips_per_video", max_clips_per_video)):
             if value is not None and value < 1:
@@ -280,6 +283,9 @@ class VideoFiles(Dataset):
             raise ConfigError(f"must be positive or null, got {fps}", key="fps")
         self.views = ViewSpec(size, crop_size, crop, flip)
         self.seed, self.fps = seed, fps
+        if backend == "decord":
+            import_decord()  # fail at build time, not at the first clip
+        self.read = read_frames_decord if backend == "decord" else read_frames
         root = Path(path)
         files = _files(root, VIDEO_SUFFIXES, "videos")
         base = root if root.is_dir() else root.parent
@@ -323,7 +329,7 @@ class VideoFiles(Dataset):
         fps = self.fps or info.fps
         frames = [source_frame(k, info.fps, fps) for k in range(start, end)]
         view = self.views.choose(info.height, info.width, self.seed, index, key)
-        clip = read_frames(file, frames, info, lambda image: apply_view(image[None], view)[0])
+        clip = self.read(file, frames, info, lambda image: apply_view(image[None], view)[0])
         return {"key": key, "input": torch.stack(clip, dim=1),
                 "meta": {"source": str(file), "frames": [start, end], "fps": fps,
                          "source_frames": [frames[0], frames[-1] + 1], "source_fps": info.fps, **view.meta()}}

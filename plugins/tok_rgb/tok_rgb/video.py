@@ -1,6 +1,7 @@
 """Video files through PyAV: what a file holds (from its container metadata), the frames one
 clip needs (seek to the keyframe before it, decode until its last frame, never the whole
-video), and writing frames as an mp4 at a given frame rate.
+video), and writing frames as an mp4 at a given frame rate. decord, when installed, can read
+the frames instead (`read_frames_decord`: random access through its frame index).
 
 Frame numbers are positions at the stream's average frame rate, computed from each frame's
 timestamp, so a seek lands on the right frame even when the decoder starts at a keyframe.
@@ -18,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from tokcore.errors import ConfigError
 from tokcore.io import atomic_write_bytes
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ogv")
@@ -92,6 +94,35 @@ def read_frames(path: Path, indices: list[int], info: VideoInfo,
         ended = f"the last decoded frame is {last}" if last is not None else "no frame decoded"
         raise ValueError(f"{path}: frames {missing[0]}-{missing[-1]} could not be decoded ({ended}; the "
                          f"container says {info.frames} frames); the file may be truncated")
+    return [got[i] for i in indices]
+
+
+def import_decord():
+    """The decord module, or a config error saying how to get it."""
+    try:
+        import decord
+    except ImportError:
+        raise ConfigError("video backend 'decord' needs decord: pip install decord, or use backend 'pyav'",
+                          key="backend") from None
+    return decord
+
+
+def read_frames_decord(path: Path, indices: list[int], info: VideoInfo,
+                       transform: Callable[[np.ndarray], torch.Tensor]) -> list[torch.Tensor]:
+    """`read_frames` through decord: the same frames (both decode with FFmpeg; the tests
+    compare them), fetched in one `get_batch` call of the distinct indices."""
+    decord = import_decord()
+    wanted = sorted(set(indices))
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        if wanted[-1] >= len(reader):
+            raise ValueError(f"frame {wanted[-1]} asked, decord indexes {len(reader)} (the container says "
+                             f"{info.frames})")
+        batch = reader.get_batch(wanted).asnumpy()
+    except Exception as err:  # decord raises its own error types, some of them for sizes it cannot copy
+        raise ValueError(f"{path}: decord could not read frames {wanted[0]}-{wanted[-1]} "
+                         f"({type(err).__name__}: {str(err).splitlines()[0]}); try backend 'pyav'") from None
+    got = {i: transform(frame) for i, frame in zip(wanted, batch)}
     return [got[i] for i in indices]
 
 
