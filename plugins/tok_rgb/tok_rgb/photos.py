@@ -55,7 +55,8 @@ def load_photo(name: str, scale: float) -> np.ndarray:
 
 
 class SkimagePhotos(Dataset):
-    """Square crops of the pictures bundled in scikit-image (grayscale ones as three equal channels), `(3, size, size)` uint8 in [0, 255].
+    """Square crops of the pictures bundled in scikit-image, `(3, size, size)` uint8 in [0, 255]
+    (grayscale pictures as three equal channels).
 
     The split holds out whole photos: "train" crops `train_photos`, "val" crops `val_photos`
     (by default the cat and the coffee cup, which no training crop has seen), "all" both.
