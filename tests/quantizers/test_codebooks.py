@@ -98,3 +98,30 @@ def test_lfq_entropy_loss_in_training_is_bounded_for_large_codebooks():
     assert set(out.losses) == {"commitment", "entropy"}
     out.losses["entropy"].backward()
     assert torch.isfinite(z.grad).all()
+
+
+@pytest.mark.parametrize("codebook_size", [64, 1 << 24])
+def test_batch_stats_count_only_occurring_codes_for_large_codebooks(codebook_size, monkeypatch):
+    """usage and perplexity match a brute-force count, and a codebook far larger than the batch
+    (8^8 FSQ: 2^24 codes) is never counted densely: that cost seconds per training step."""
+    from tokcore.quantizers import _stats
+
+    indices = torch.tensor([0, 3, 3, 7, 7, 7, 63, 63])
+    dense_sizes = []
+    real_counts = _stats.code_counts
+    monkeypatch.setattr(_stats, "code_counts", lambda i, n: dense_sizes.append(n) or real_counts(i, n))
+    stats = _stats.batch_stats(indices, codebook_size)
+    probs = torch.tensor([1, 2, 3, 2]) / 8
+    assert stats["usage"].item() == pytest.approx(4 / codebook_size)
+    assert stats["perplexity"].item() == pytest.approx(torch.exp(-(probs * probs.log()).sum()).item(), rel=1e-6)
+    assert dense_sizes == ([64] if codebook_size == 64 else [])
+
+
+def test_fsq_forward_with_a_24_bit_codebook_reports_batch_stats():
+    fsq = FSQ(levels=[8] * 8)
+    out = fsq(torch.randn(2, 4, 4, 8))
+    assert fsq.codebook_size == 1 << 24
+    assert out.indices.shape == (2, 4, 4) and int(out.indices.max()) < 1 << 24
+    used = len(torch.unique(out.indices))
+    assert out.stats["usage"].item() == pytest.approx(used / (1 << 24))
+    assert 1.0 <= out.stats["perplexity"].item() <= used + 1e-3

@@ -38,6 +38,24 @@ def test_photos_hold_out_whole_pictures_and_are_deterministic():
     registry.build("modality", {"name": "rgb"}).validate(s["input"][None], sample=s["key"])
 
 
+def test_grayscale_pictures_are_three_equal_channels_and_keep_the_crops_of_the_others():
+    from tok_rgb.photos import load_photo
+
+    for name in ("camera", "brick", "grass", "gravel", "coins", "moon", "page"):
+        photo = load_photo(name, 0.5)
+        assert photo.ndim == 3 and photo.shape[2] == 3 and photo.dtype == np.uint8
+        assert np.array_equal(photo[..., 0], photo[..., 1]) and np.array_equal(photo[..., 0], photo[..., 2])
+        assert photo.std() > 10  # a picture, not a constant
+    retina = load_photo("retina", 0.5)
+    assert retina.shape == (706, 706, 3) and not np.array_equal(retina[..., 0], retina[..., 1])
+    # crop positions are seeded per photo, so naming more training photos moves no existing crop
+    base = registry.build("dataset", {"name": "skimage_photos", "crops_per_photo": 4, "train_photos": ["rocket"]})
+    more = registry.build("dataset", {"name": "skimage_photos", "crops_per_photo": 4,
+                                      "train_photos": ["rocket", "camera", "grass"]})
+    assert len(more) == 12 and [base[i]["meta"]["crop"] for i in range(4)] == [more[i]["meta"]["crop"] for i in range(4)]
+    assert {more.key(i).split("/")[1] for i in range(len(more))} == {"rocket", "camera", "grass"}
+
+
 @pytest.mark.parametrize("bad, match", [({"val_photos": ["astronaut"]}, "in both splits"),
                                         ({"train_photos": ["lena"]}, "unknown photo 'lena'"),
                                         ({"size": 400, "scale": 0.5}, "smaller than crops")])
@@ -49,7 +67,7 @@ def test_photo_config_errors(bad, match):
 def test_quick_config_resolves(capsys):
     assert main(["train", "--config", str(CFG / "quick.yaml"), "data.crops_per_photo=2", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "grid (4, 4) = 16 per sample" in out and "codebook 262144" in out
+    assert "grid (4, 4) = 16 per sample" in out and "codebook 16777216" in out
 
 
 def test_train_then_report(tmp_path, capsys):
@@ -61,7 +79,7 @@ def test_train_then_report(tmp_path, capsys):
     assert "8 val crops of 32x32 (chelsea, coffee)" in out and "JPEG q=" in out and "bicubic 1/8" in out
     result = json.loads((run / "report" / "metrics.json").read_text())
     m = result["metrics"]
-    assert result["bits_per_image"] == 288 and m["tokenizer"]["bpp"] == pytest.approx(288 / 1024)
+    assert result["bits_per_image"] == 384 and m["tokenizer"]["bpp"] == pytest.approx(384 / 1024)
     assert m["jpeg"]["bpp"] >= m["tokenizer"]["bpp"] and m["bicubic"]["bpp"] == pytest.approx(24 / 64)
     assert all(0 < v["psnr"] < 60 and -1 <= v["ssim"] <= 1 for v in m.values())
     grid = run / "report" / "rgb_val.png"

@@ -12,7 +12,13 @@ from tokcore.data import Dataset
 from tokcore.errors import ConfigError
 
 
-# name -> loader of an (H, W, 3) uint8 photo; only pictures shipped inside the wheel.
+def _gray_to_rgb(image: np.ndarray) -> np.ndarray:
+    """A grayscale (H, W) picture as (H, W, 3), the same value in every channel."""
+    return np.repeat(image[..., None], 3, axis=-1)
+
+
+# name -> loader of an (H, W, 3) uint8 photo; only pictures shipped inside the wheel
+# (grayscale ones repeated to three channels).
 PHOTOS: dict[str, Callable[[Any], np.ndarray]] = {
     "astronaut": lambda d: d.astronaut(),  # Eileen Collins, NASA (512 x 512)
     "chelsea": lambda d: d.chelsea(),  # a cat (300 x 451)
@@ -21,6 +27,14 @@ PHOTOS: dict[str, Callable[[Any], np.ndarray]] = {
     "motorcycle": lambda d: d.stereo_motorcycle()[0],  # Middlebury 2014, left view (500 x 741)
     "immunohistochemistry": lambda d: d.immunohistochemistry(),  # stained tissue (512 x 512)
     "hubble_deep_field": lambda d: d.hubble_deep_field(),  # galaxies (872 x 1000)
+    "retina": lambda d: d.retina(),  # human retina fundus (1411 x 1411)
+    "camera": lambda d: _gray_to_rgb(d.camera()),  # cameraman (512 x 512)
+    "brick": lambda d: _gray_to_rgb(d.brick()),  # brick wall texture (512 x 512)
+    "grass": lambda d: _gray_to_rgb(d.grass()),  # grass texture (512 x 512)
+    "gravel": lambda d: _gray_to_rgb(d.gravel()),  # gravel texture (512 x 512)
+    "coins": lambda d: _gray_to_rgb(d.coins()),  # Greek coins (303 x 384)
+    "moon": lambda d: _gray_to_rgb(d.moon()),  # lunar surface (512 x 512)
+    "page": lambda d: _gray_to_rgb(d.page()),  # scanned text page (191 x 384)
 }
 TRAIN_PHOTOS = ("astronaut", "rocket", "motorcycle", "immunohistochemistry", "hubble_deep_field")
 VAL_PHOTOS = ("chelsea", "coffee")
@@ -41,7 +55,8 @@ def load_photo(name: str, scale: float) -> np.ndarray:
 
 
 class SkimagePhotos(Dataset):
-    """Square crops of scikit-image's bundled colour photos, `(3, size, size)` uint8 in [0, 255].
+    """Square crops of the pictures bundled in scikit-image, `(3, size, size)` uint8 in [0, 255]
+    (grayscale pictures as three equal channels).
 
     The split holds out whole photos: "train" crops `train_photos`, "val" crops `val_photos`
     (by default the cat and the coffee cup, which no training crop has seen), "all" both.
