@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from tokcore.quantizers import FSQ, LFQ, VQ
+from tokcore.builtins.quantizers import FSQ, LFQ, VQ
 
 try:
     import vector_quantize_pytorch as peer

@@ -34,7 +34,7 @@ import yaml
 from tokenizers import Tokenizer
 
 import tokcore
-from tokcore.train.checkpoint import resolve_checkpoint
+from tokcore.run.checkpoint import resolve_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokcore.load import load_tokenizer
-from tokcore.tokens.run import Options, tokenize
+from tokcore.run.load import load_tokenizer
+from tokcore.tokens.tokenize import Options, tokenize
 from tokcore.tokens.store import TokenStore
 from tokcore.train.loop import run
 

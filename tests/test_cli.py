@@ -35,7 +35,7 @@ def test_list_shows_kind_name_and_provider(capsys):
     assert main(["list", "loss", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {"kind": "loss", "name": "reconstruction", "distribution": "tokcore", "version": "0.1.0",
-            "target": "tokcore.losses:ReconstructionLoss"} in rows
+            "target": "tokcore.builtins.losses:ReconstructionLoss"} in rows
 
 
 def test_plugins_check_reports_each_distribution(capsys, fake_dist):
@@ -56,7 +56,7 @@ def test_plugins_check_reports_each_distribution(capsys, fake_dist):
 def test_info_shows_description_and_parameters(capsys):
     assert main(["info", "losses", "reconstruction"]) == 0
     out = capsys.readouterr().out
-    assert "loss 'reconstruction' from tokcore 0.1.0 (tokcore.losses:ReconstructionLoss)" in out
+    assert "loss 'reconstruction' from tokcore 0.1.0 (tokcore.builtins.losses:ReconstructionLoss)" in out
     assert "kind: 'l1' | 'l2' | 'smooth_l1', default 'l2'" in out
     assert "weight: float, default 1.0\n      factor on the loss." in out
 

@@ -9,7 +9,7 @@ import pytest
 from tokcore import ConfigError, config
 from tokcore.cli import main
 from tokcore.interfaces import Decoder
-from tokcore.losses import ReconstructionLoss
+from tokcore.builtins.losses import ReconstructionLoss
 
 CONFIGS = Path(__file__).parent / "configs"
 BROKEN = sorted((CONFIGS / "broken").glob("*.yaml"))

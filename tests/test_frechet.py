@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from tokcore.frechet import FeatureStats, features_distance, frechet_distance
+from tokcore.metrics.frechet import FeatureStats, features_distance, frechet_distance
 
 
 def reference(a: np.ndarray, b: np.ndarray) -> float:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from tokcore import InputError
-from tokcore.modality import Modality
+from tokcore.interfaces.modality import Modality
 
 
 class Trajectory(Modality):

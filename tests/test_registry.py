@@ -6,8 +6,8 @@ import pytest
 
 import tokcore
 from tokcore import ConfigError, PluginLoadError, RegistryError, registry
-from tokcore._catalog import FIRST_PARTY
-from tokcore.losses import ReconstructionLoss
+from tokcore.registry.catalog import FIRST_PARTY
+from tokcore.builtins.losses import ReconstructionLoss
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +109,7 @@ def test_a_class_that_is_not_the_interface_is_rejected(fake_dist):
 
 
 def test_same_name_from_two_distributions_is_reported_and_qualified(fake_dist):
-    fake_dist("tok-clash", {"tokcore.losses": {"reconstruction": "tokcore.losses:ReconstructionLoss"}})
+    fake_dist("tok-clash", {"tokcore.losses": {"reconstruction": "tokcore.builtins.losses:ReconstructionLoss"}})
     with registry.scope(fresh=True):
         names = registry.list("loss")
         assert "tokcore:reconstruction" in names and "tok-clash:reconstruction" in names
@@ -123,7 +123,7 @@ def test_same_name_from_two_distributions_is_reported_and_qualified(fake_dist):
 
 
 def test_incompatible_plugin_is_disabled_with_the_reason(fake_dist):
-    fake_dist("tok-old", {"tokcore.losses": {"old_loss": "tokcore.losses:ReconstructionLoss"}},
+    fake_dist("tok-old", {"tokcore.losses": {"old_loss": "tokcore.builtins.losses:ReconstructionLoss"}},
               requires=["tokcore<0.1", "numpy"])
     with registry.scope(fresh=True):
         old = next(p for p in registry.plugins() if p.dist == "tok-old")
@@ -135,8 +135,8 @@ def test_incompatible_plugin_is_disabled_with_the_reason(fake_dist):
 
 
 def test_environment_switches_load_only_some_plugins(fake_dist, monkeypatch):
-    fake_dist("tok-a", {"tokcore.losses": {"loss_a": "tokcore.losses:ReconstructionLoss"}})
-    fake_dist("tok-b", {"tokcore.losses": {"loss_b": "tokcore.losses:ReconstructionLoss"}})
+    fake_dist("tok-a", {"tokcore.losses": {"loss_a": "tokcore.builtins.losses:ReconstructionLoss"}})
+    fake_dist("tok-b", {"tokcore.losses": {"loss_b": "tokcore.builtins.losses:ReconstructionLoss"}})
     monkeypatch.setenv("TOKCORE_PLUGINS", "tok-a")
     with registry.scope(fresh=True):
         assert {"loss_a", "reconstruction"} <= set(registry.list("loss")) and "loss_b" not in registry.list("loss")

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from tokcore.errors import TokcoreError
-from tokcore.modality import SIDE_KEY, Modality
+from tokcore.interfaces.modality import SIDE_KEY, Modality
 from tokcore.tokenizer import build_tokenizer
 from tokcore.tokens.decode import stored_side
-from tokcore.tokens.run import Prepare
-from tokcore.train.batches import Collate
+from tokcore.tokens.tokenize import Prepare
+from tokcore.batch import Collate
 
 
 class PeakScaled(Modality):

@@ -25,13 +25,13 @@ _LAZY = {
     "QuantizerOutput": "tokcore.interfaces",
     "LossOutput": "tokcore.interfaces",
     "StepOutput": "tokcore.interfaces",
-    "Modality": "tokcore.modality",
-    "Dataset": "tokcore.data",
+    "Modality": "tokcore.interfaces.modality",
+    "Dataset": "tokcore.interfaces.data",
     "Tokenizer": "tokcore.tokenizer",
     "Tokens": "tokcore.interfaces",
     "build_tokenizer": "tokcore.tokenizer",
-    "hookimpl": "tokcore.hookspecs",
-    "load_tokenizer": "tokcore.load",
+    "hookimpl": "tokcore.registry.hookspecs",
+    "load_tokenizer": "tokcore.run.load",
     "TokenStore": "tokcore.tokens.store",
 }
 

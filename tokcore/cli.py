@@ -42,7 +42,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     plugins = reg.plugins()
     failures: dict[str, list[str]] = {}
     if args.check:
-        from tokcore.plugins import plugin_manager
+        from tokcore.registry.hooks import plugin_manager
 
         for p in plugins:
             if not p.enabled:
@@ -96,7 +96,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from tokcore.params import params_of, summary
+    from tokcore.registry.params import params_of, summary
 
     reg = registry.current()
     kind = registry.normalize_kind(args.kind)
@@ -153,14 +153,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # -- tokenize, decode ----------------------------------------------------------------------
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    from tokcore.tokens.run import Options, tokenize
+    from tokcore.tokens.tokenize import Options, tokenize
 
     formats = [f.strip() for spec in args.format for f in spec.split(",") if f.strip() and f.strip() != "store"]
     opts = Options(batch_size=args.batch_size, workers=args.workers, shard_samples=args.shard_samples,
                    device=args.device, precision=args.precision, latent_dtype=args.latent_dtype,
                    progress=not args.quiet)
     s = tokenize(args.checkpoint, args.output, args.overrides, formats=formats, nproc=args.nproc, options=opts)
-    from tokcore.tokens.run import is_main_process
+    from tokcore.tokens.tokenize import is_main_process
 
     if not is_main_process():
         return 0
@@ -278,7 +278,7 @@ def build_parser(with_plugins: bool) -> argparse.ArgumentParser:
         configure(p)
         p.set_defaults(_tokcore_run=run)
     if with_plugins:
-        from tokcore.plugins import plugin_manager
+        from tokcore.registry.hooks import plugin_manager
 
         def register(name: str, help: str, configure: Callable, run: Callable) -> None:
             if name in BUILTIN:

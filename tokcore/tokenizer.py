@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from tokcore.errors import ConfigError
 from tokcore.interfaces import Decoder, DiscreteDecoder, DiscreteEncoder, Encoder, Quantizer, QuantizerOutput, Tokens
-from tokcore.modality import Modality, denormalize_with, normalize_with
+from tokcore.interfaces.modality import Modality, denormalize_with, normalize_with
 
 
 @dataclass

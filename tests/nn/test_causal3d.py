@@ -6,7 +6,7 @@ import torch
 
 from tokcore import registry
 from tokcore.nn.blocks import ResBlock, plain_layers
-from tokcore.nn.causal3d import CausalConv3d, CausalDownsample3d, CausalUpsample3d, FrameGroupNorm
+from tokcore.builtins.models.causal3d import CausalConv3d, CausalDownsample3d, CausalUpsample3d, FrameGroupNorm
 from tokcore.testing import check_component
 
 TINY = {"base_channels": 8, "channel_mult": [1, 2, 2], "num_res_blocks": 1, "mid_attention": True}

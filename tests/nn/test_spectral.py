@@ -8,7 +8,7 @@ import torch
 from tokcore import registry
 from tokcore.errors import ConfigError
 from tokcore.nn.lowpass import DCTLowpass
-from tokcore.nn.spectral import DCTDecoder, DCTEncoder
+from tokcore.builtins.models.spectral import DCTDecoder, DCTEncoder
 
 
 def _pair(channels=3, frames=20, keep=6, hidden=0, standardize=False):
@@ -74,7 +74,7 @@ def test_standardizes_on_the_first_training_batch_and_keeps_it():
 
 
 def test_a_tokenizer_ties_the_decoder_to_the_encoders_statistics():
-    from tokcore.quantizers.identity import Identity
+    from tokcore.builtins.quantizers.identity import Identity
     from tokcore.tokenizer import Tokenizer
 
     enc, dec = _pair(channels=2, frames=16, keep=5, standardize=True)
@@ -88,7 +88,7 @@ def test_a_tokenizer_ties_the_decoder_to_the_encoders_statistics():
 
 
 def test_channel_weights_scale_the_latent_and_the_tied_decoder_undoes_them():
-    from tokcore.quantizers.identity import Identity
+    from tokcore.builtins.quantizers.identity import Identity
     from tokcore.tokenizer import Tokenizer
 
     x = torch.randn(32, 16, 2) * torch.tensor([4.0, 0.5]) + 1.0

@@ -8,7 +8,7 @@ import torch
 
 import tokcore.registry as registry
 from tokcore.errors import ConfigError
-from tokcore.params import params_of
+from tokcore.registry.params import params_of
 
 CONFIGS = {
     "vq": {"name": "vq", "dim": 16, "codebook_size": 64},

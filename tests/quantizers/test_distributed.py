@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from tokcore.quantizers import RVQ, VQ
+from tokcore.builtins.quantizers import RVQ, VQ
 
 
 def free_port() -> int:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tokcore.quantizers import VQ
+from tokcore.builtins.quantizers import VQ
 
 skimage_data = pytest.importorskip("skimage.data")
 

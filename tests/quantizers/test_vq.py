@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from tokcore.errors import ConfigError
-from tokcore.quantizers import VQ
-from tokcore.quantizers._search import nearest_codes
+from tokcore.builtins.quantizers import VQ
+from tokcore.builtins.quantizers._search import nearest_codes
 
 
 def brute_force_check(vectors, codebook, indices, *, cosine):

@@ -24,7 +24,7 @@ import tokcore
 from tokcore.cli import main
 from tokcore.errors import TokcoreError
 from tokcore.tokens.export import parse_lmdb_value, read_export
-from tokcore.tokens.run import Options, tokenize
+from tokcore.tokens.tokenize import Options, tokenize
 from tokcore.tokens.store import TokenStore
 
 CONV = {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "mid_attention": False}
@@ -197,14 +197,14 @@ def test_two_processes_resume_one_and_equal_it(setup, tmp_path):
     reference = tmp_path / "reference"
     tokenize(setup["run"], reference, options=QUIET)
     out = tmp_path / "two"
-    from tokcore.tokens.run import make_job, run_rank
+    from tokcore.tokens.tokenize import make_job, run_rank
 
     class Stop(BaseException):  # not an Exception: the data guard lets it through, like a crash
         pass
 
     class Partial(torch.utils.data.Dataset):  # the real data, but it breaks off after 20 samples
         def __init__(self):
-            from tokcore.datasets import ArrayDataset
+            from tokcore.builtins.datasets import ArrayDataset
 
             self.ds = ArrayDataset(str(setup["root"] / "walks.npy"), split="all")
 

@@ -108,7 +108,7 @@ def test_discrete_components_pass_the_contract_kit(bins_registry):
 
 def test_fit_then_load_tokenize_decode(bins_registry, tmp_path, capsys):
     from tokcore.tokens.decode import decode_store
-    from tokcore.tokens.run import Options, tokenize
+    from tokcore.tokens.tokenize import Options, tokenize
 
     run = tmp_path / "run"
     assert main(["train", "--config", str(config(tmp_path)), "--output", str(run)]) == 0

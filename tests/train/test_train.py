@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 import tokcore
 from tokcore.cli import main
-from tokcore.losses import ReconstructionLoss
+from tokcore.builtins.losses import ReconstructionLoss
 from tokcore.train.log import read_metrics
 
 CONV = {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "mid_attention": False}
@@ -242,7 +242,7 @@ def test_bf16_autocast_and_multiresolution_images(tmp_path):
 
 
 def test_ranks_come_from_torchrun_or_slurm(monkeypatch):
-    from tokcore.train.distributed import from_environment
+    from tokcore.runtime.distributed import from_environment
 
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)
@@ -258,7 +258,7 @@ def test_ranks_come_from_torchrun_or_slurm(monkeypatch):
 
 def test_weight_decay_skips_norms_biases_and_codebooks():
     from tokcore.train.optim import adamw
-    from tokcore.train.settings import TrainSettings
+    from tokcore.config.settings import TrainSettings
 
     model = tokcore.build_tokenizer({"encoder": {"name": "conv1d", "in_channels": 2, "out_dim": 3, **CONV},
                                      "quantizer": {"name": "vq", "dim": 3, "codebook_size": 8, "codebook_learning": "loss"},

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from tokcore.codecs import dct_matrix
+from tokcore.metrics.codecs import dct_matrix
 
 
 def dct_basis(frames: int, keep: int, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -253,7 +253,7 @@ def _check_modality(what: str, kind: str, name: str) -> None:
     import torch
 
     from tokcore.errors import InputError
-    from tokcore.modality import Modality, denormalize_with, normalize_with
+    from tokcore.interfaces.modality import Modality, denormalize_with, normalize_with
 
     m = build_example(kind, name)
     _require(isinstance(m, Modality), what, "is not a tokcore.Modality")

@@ -2,7 +2,7 @@
 `TokenStore`, exported to npy / LMDB / WebDataset, decoded back with `tokcore decode`.
 
 Importing this package (and `TokenStore`) needs numpy only; the job itself is in
-`tokcore.tokens.run` and imports torch.
+`tokcore.tokens.tokenize` and imports torch.
 """
 
 from tokcore.tokens.store import TokenStore

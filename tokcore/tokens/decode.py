@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from tokcore.errors import TokcoreError
-from tokcore.io import atomic_write_text
+from tokcore.runtime.io import atomic_write_text
 from tokcore.tokens.store import TokenStore, key_path
 
 
@@ -19,12 +19,12 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
     """Decode every sample of the store (or the first `limit`) and write it with the
     modality's `write_decoded` at `output/<key>` (plus suffix), undoing a per-sample
     normalization with the side information in the samples' metadata. Returns (samples, files)."""
-    from tokcore.load import load_tokenizer
-    from tokcore.modality import write_array
-    from tokcore.tokens.run import weights_file
+    from tokcore.run.load import load_tokenizer
+    from tokcore.interfaces.modality import write_array
+    from tokcore.tokens.tokenize import weights_file
     from tokcore.tokens.store import sha256_file
     from tokcore.tokenizer import Tokens
-    from tokcore.train.checkpoint import resolve_checkpoint
+    from tokcore.run.checkpoint import resolve_checkpoint
 
     store = TokenStore(tokens)
     ckpt = resolve_checkpoint(checkpoint)
@@ -69,7 +69,7 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
 def stored_side(metas: list[dict]) -> dict[str, torch.Tensor] | None:
     """The side information of a chunk of samples, stacked `{name: (B, ...)}`, from their
     metadata (`SIDE_KEY`); None when the tokenizer's normalization has none."""
-    from tokcore.modality import SIDE_KEY
+    from tokcore.interfaces.modality import SIDE_KEY
 
     sides = [m.get(SIDE_KEY) for m in metas]
     if all(s is None for s in sides):

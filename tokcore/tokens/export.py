@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from tokcore.errors import TokcoreError
-from tokcore.io import atomic_directory
+from tokcore.runtime.io import atomic_directory
 from tokcore.tokens.store import TokenStore, key_path
 
 FORMATS = ("npy", "lmdb", "wds")

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import yaml
 
-from tokcore.io import atomic_write_json
+from tokcore.runtime.io import atomic_write_json
 from tokcore.tokens.decode import decode_store
-from tokcore.tokens.run import tokenize
+from tokcore.tokens.tokenize import tokenize
 from tokcore.tokens.store import TokenStore
 
 
@@ -86,7 +86,7 @@ def report_inputs(run: str | Path, output: str | Path | None, split: str,
                   reader: Callable[[Path], np.ndarray] = read_npy) -> ReportInputs:
     """The tokenizer of `run`, `split` through the whole pipeline (decoded files read by
     `reader`), and the training inputs."""
-    from tokcore.load import load_tokenizer
+    from tokcore.run.load import load_tokenizer
 
     run = Path(run)
     tok = load_tokenizer(run)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tokcore.io import atomic_write_bytes
+from tokcore.runtime.io import atomic_write_bytes
 from tokcore.tokens.store import FORMAT, fsync_dir
 
 

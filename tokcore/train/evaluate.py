@@ -9,9 +9,9 @@ from typing import Any, Iterable
 import torch
 import torch.distributed as dist
 
-from tokcore.modality import denormalize_with
+from tokcore.interfaces.modality import denormalize_with
 from tokcore.tokenizer import Tokenizer, _eval
-from tokcore.train.distributed import Context
+from tokcore.runtime.distributed import Context
 
 
 def codebook_stats(counts: torch.Tensor) -> dict[str, float]:

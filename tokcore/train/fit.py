@@ -18,12 +18,12 @@ import torch
 
 from tokcore import registry
 from tokcore.config import dump
-from tokcore.train import checkpoint as ckpt
-from tokcore.train.distributed import Context, barrier
+from tokcore.run import checkpoint as ckpt
+from tokcore.runtime.distributed import Context, barrier
 from tokcore.train.log import MetricsLog
 from tokcore.train.loop import (DEFAULT_TRAINER, build_data, build_model, prepare_run_dir, seed_everything,
                                  tokenizer_meta)
-from tokcore.train.state import load_state
+from tokcore.runtime.state import load_state
 
 FIT_STEP = 1
 
@@ -35,7 +35,7 @@ def sample_shape(x: Any) -> tuple[int, ...]:
 
 def write_samples(model: Any, val_set: Any, path: Path, n: int = 8) -> None:
     """The first `n` held-out inputs beside their round trip, written by the modality."""
-    from tokcore.modality import write_array_samples
+    from tokcore.interfaces.modality import write_array_samples
 
     raw = [val_set[i]["input"] for i in range(min(n, len(val_set)))]
     if not raw:

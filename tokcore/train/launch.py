@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tokcore.launch import launched, spawn
+from tokcore.runtime.launch import launched, spawn
 
 
 def launch(config: dict[str, Any], run_dir: str | Path, resume: bool = False, nproc: int = 1) -> dict[str, float]:

@@ -27,20 +27,20 @@ from torch.utils.data import DataLoader
 
 from tokcore import registry
 from tokcore.config import dump
-from tokcore.data import GuardedDataset
+from tokcore.interfaces.data import GuardedDataset
 from tokcore.errors import ConfigError, TokcoreError
-from tokcore.io import atomic_write_text
-from tokcore.launch import autocast as mixed_precision
-from tokcore.modality import write_array_samples
+from tokcore.runtime.io import atomic_write_text
+from tokcore.runtime.launch import autocast as mixed_precision
+from tokcore.interfaces.modality import write_array_samples
 from tokcore.tokenizer import Tokenizer, build_tokenizer
-from tokcore.train import checkpoint as ckpt
-from tokcore.train.batches import Collate, resize_batch, to_device
-from tokcore.train.distributed import Context, all_reduce_grads, all_reduce_mean, any_rank, barrier, process_group
+from tokcore.run import checkpoint as ckpt
+from tokcore.batch import Collate, resize_batch, to_device
+from tokcore.runtime.distributed import Context, all_reduce_grads, all_reduce_mean, any_rank, barrier, process_group
 from tokcore.train.evaluate import evaluate
 from tokcore.train.log import MetricsLog, read_metrics
 from tokcore.train.optim import WeightEMA, adamw, learning_rate
 from tokcore.train.sampler import StepBatchSampler
-from tokcore.train.settings import TrainSettings
+from tokcore.config.settings import TrainSettings
 
 DEFAULT_TRAINER = {"name": "vqvae"}
 DEFAULT_LOSS = {"name": "reconstruction"}
@@ -179,7 +179,7 @@ def run(config: dict[str, Any], run_dir: str | Path, resume: bool = False) -> di
 
 
 def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings, ctx: Context) -> dict[str, float]:
-    from tokcore.plugins import plugin_manager
+    from tokcore.registry.hooks import plugin_manager
 
     seed = int(config.get("seed", 0))
     latest = prepare_run_dir(run_dir, config, resume, ctx)
@@ -217,7 +217,7 @@ def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings
         scaler.load_state_dict(state["scaler"])
         start_step, best = state["step"], state["best"]
         if rng is not None:
-            from tokcore.train.state import set_rng_state
+            from tokcore.runtime.state import set_rng_state
 
             set_rng_state(rng)
         log.message(f"resumed from {latest} at step {start_step}")

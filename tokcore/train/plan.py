@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from tokcore import registry
-from tokcore.train.batches import Collate
+from tokcore.batch import Collate
 from tokcore.train.fit import sample_shape
 from tokcore.train.loop import (DEFAULT_LOSS, DEFAULT_TRAINER, build_data, build_model, fits, seed_everything,
                                  settings_of)

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from tokcore import Loss, LossOutput
-from tokcore.losses import masked_mean
+from tokcore.builtins.losses import masked_mean
 
 
 class CharbonnierLoss(Loss):

@@ -11,7 +11,7 @@ from tok_camera.datasets import CameraFiles, CameraSynthetic, _matrix_to_quatern
 from tok_camera.synthetic import camera_clip, camera_clips
 from tokcore import registry
 from tokcore.errors import ConfigError
-from tokcore.train.batches import Collate
+from tokcore.batch import Collate
 
 VISP = Path("/usr/share/visp-images-data/ViSP-images/mbt-depth/Castle-simu/CameraPose")
 MRPT = Path("/usr/share/mrpt/datasets/kf-slam_6D_demo_ground_truth_robot_path.txt")

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from tokcore.errors import InputError
-from tokcore.modality import Modality, write_array_samples
+from tokcore.interfaces.modality import Modality, write_array_samples
 
 
 def rotation_to_6d(r: Tensor) -> Tensor:

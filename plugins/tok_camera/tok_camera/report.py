@@ -5,7 +5,7 @@
 Steps: load the tokenizer from the run (`tokcore.load_tokenizer`), build the run's dataset
 with `split: val`, tokenize every clip, decode the tokens, and measure the reconstruction
 (ATE after rigid alignment, RTE, RRE, per-frame rotation error). The baseline is a DCT along
-time over the same clips, with exactly the tokenizer's bits per clip (`tokcore.codecs`):
+time over the same clips, with exactly the tokenizer's bits per clip (`tokcore.metrics.codecs`):
 each clip relative to its first frame as rotation vector + translation (6 channels), its
 (keep, bits) split chosen on the training split. Writes `<output>/metrics.json`,
 `<output>/camera_val.png`; the tokens are in the roundtrip's token store.
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from tok_camera.geometry import matrix_to_rotvec, relative_to_first, rotvec_to_matrix, trajectory_errors
-from tokcore.codecs import DCTCodec
+from tokcore.metrics.codecs import DCTCodec
 from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits, usage_line
 from tokcore.train.evaluate import codebook_usage
 

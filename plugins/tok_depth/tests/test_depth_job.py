@@ -43,7 +43,7 @@ def test_train_then_report_on_the_real_disparity(tmp_path, capsys):
 def test_per_image_statistics_survive_the_token_store(tmp_path):
     """Robust normalization (quick.yaml's): the store keeps each crop's shift and scale in its metadata, and
     `tokcore decode` gives exactly what the tokenizer's own decode(encode(x)) gives."""
-    from tokcore.load import load_tokenizer
+    from tokcore.run.load import load_tokenizer
     from tokcore.tokens.roundtrip import roundtrip
     from tokcore.tokens.store import TokenStore
 

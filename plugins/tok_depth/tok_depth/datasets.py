@@ -11,8 +11,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from tokcore.data import Dataset
-from tokcore.datasets import split_indices
+from tokcore.interfaces.data import Dataset
+from tokcore.builtins.datasets import split_indices
 from tokcore.errors import ConfigError
 
 from tok_depth.readers import clean_depth, disparity_to_depth, read_depth

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from tokcore.errors import InputError
-from tokcore.modality import Modality, write_array_samples
+from tokcore.interfaces.modality import Modality, write_array_samples
 
 from tok_depth.metrics import depth_metrics
 

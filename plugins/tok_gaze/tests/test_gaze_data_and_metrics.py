@@ -12,7 +12,7 @@ from tok_gaze.modality import angular_error_deg
 from tok_gaze.synthetic import GazeParams, degrees_to_normalized, gaze_clip, normalized_to_degrees
 from tokcore import registry
 from tokcore.errors import ConfigError
-from tokcore.train.batches import Collate
+from tokcore.batch import Collate
 
 SCANPATH = None
 try:

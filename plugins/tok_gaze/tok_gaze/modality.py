@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from tokcore.errors import InputError
-from tokcore.modality import Modality, write_array_samples
+from tokcore.interfaces.modality import Modality, write_array_samples
 
 
 def angular_error_deg(a: Tensor, b: Tensor, fov: Sequence[float]) -> Tensor:

@@ -6,7 +6,7 @@ Steps: load the tokenizer from the run (`tokcore.load_tokenizer`), build the run
 with `split: val`, tokenize every clip, decode the tokens, and measure the error over valid
 frames (normalized image units, and degrees of visual angle when the modality records a
 field of view). The baseline is a DCT along time over x and y with exactly the tokenizer's
-bits per clip (`tokcore.codecs`), invalid frames filled by linear interpolation first, its
+bits per clip (`tokcore.metrics.codecs`), invalid frames filled by linear interpolation first, its
 (keep, bits) split chosen on the training split. Writes `<output>/metrics.json`,
 `<output>/gaze_val.png`; the tokens are in the roundtrip's token store.
 
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokcore.codecs import DCTCodec
+from tokcore.metrics.codecs import DCTCodec
 from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits, usage_line
 from tokcore.train.evaluate import codebook_usage
 

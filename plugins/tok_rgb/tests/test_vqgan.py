@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from tokcore import registry
 from tokcore.cli import main
-from tokcore.losses import ReconstructionLoss
+from tokcore.builtins.losses import ReconstructionLoss
 from tokcore.train.log import read_metrics
 from tok_rgb.discriminator import PatchDiscriminator
 from tok_rgb.vqgan import discriminator_loss, generator_loss, last_layer_weight
@@ -147,7 +147,7 @@ def test_the_discriminator_sits_out_before_its_start_step():
 
 
 def optimizer_state(run: Path, step: int, name: str) -> dict:
-    from tokcore.train.checkpoint import load_training_state
+    from tokcore.run.checkpoint import load_training_state
 
     state, _ = load_training_state(run / f"checkpoints/step-{step}", 0)
     return state["optimizers"][name]["state"]

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from tokcore.errors import ConfigError
 from tokcore.interfaces import Loss, LossOutput
-from tokcore.losses import ReconstructionLoss
+from tokcore.builtins.losses import ReconstructionLoss
 
 
 class PerceptualLoss(Loss):

@@ -17,8 +17,8 @@ from torch import Tensor
 
 from tok_rgb.video import write_mp4
 from tokcore.errors import InputError
-from tokcore.io import atomic_write_bytes
-from tokcore.modality import Modality, write_array, write_array_samples
+from tokcore.runtime.io import atomic_write_bytes
+from tokcore.interfaces.modality import Modality, write_array, write_array_samples
 
 DEFAULT_FPS = 30.0  # for a decoded clip whose metadata records no rate
 

@@ -8,7 +8,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 import torch
 
-from tokcore.data import Dataset
+from tokcore.interfaces.data import Dataset
 from tokcore.errors import ConfigError
 
 

@@ -28,7 +28,7 @@ from PIL import Image
 
 from tok_rgb.codecs import Coded, bicubic, jpeg_at_bpp
 from tok_rgb.metrics import image_metrics
-from tokcore.io import atomic_write_bytes
+from tokcore.runtime.io import atomic_write_bytes
 from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits
 from tokcore.train.evaluate import codebook_usage
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from tokcore.errors import ConfigError
-from tokcore.io import atomic_write_bytes
+from tokcore.runtime.io import atomic_write_bytes
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ogv")
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tokcore.interfaces import StepOutput
-from tokcore.trainers.vqvae import VQVAETrainer
+from tokcore.builtins.trainers import VQVAETrainer
 from tok_rgb.discriminator import PatchDiscriminator
 
 

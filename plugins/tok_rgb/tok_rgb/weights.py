@@ -110,7 +110,7 @@ def save_lpips_weights(state: dict[str, torch.Tensor], file: str | Path) -> None
     """Write a state dict from `load_lpips_weights` as safetensors (atomically)."""
     from safetensors.torch import save
 
-    from tokcore.io import atomic_write_bytes
+    from tokcore.runtime.io import atomic_write_bytes
 
     atomic_write_bytes(file, save({k: v.contiguous() for k, v in state.items()}))
 

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from tokcore.data import Dataset
-from tokcore.datasets import split_indices
+from tokcore.interfaces.data import Dataset
+from tokcore.builtins.datasets import split_indices
 from tokcore.errors import ConfigError, InputError
 
 from tok_text import corpus

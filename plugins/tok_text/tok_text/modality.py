@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from tokcore.errors import InputError
-from tokcore.io import atomic_write_text
-from tokcore.modality import Modality
+from tokcore.runtime.io import atomic_write_text
+from tokcore.interfaces.modality import Modality
 
 
 class TextModality(Modality):

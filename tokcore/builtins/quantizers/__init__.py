@@ -10,10 +10,10 @@
 | `identity` | `Identity` | none (continuous)       |
 """
 
-from tokcore.quantizers.fsq import FSQ
-from tokcore.quantizers.identity import Identity
-from tokcore.quantizers.lfq import LFQ
-from tokcore.quantizers.residual import RFSQ, RVQ, ResidualQuantizer
-from tokcore.quantizers.vq import VQ
+from tokcore.builtins.quantizers.fsq import FSQ
+from tokcore.builtins.quantizers.identity import Identity
+from tokcore.builtins.quantizers.lfq import LFQ
+from tokcore.builtins.quantizers.residual import RFSQ, RVQ, ResidualQuantizer
+from tokcore.builtins.quantizers.vq import VQ
 
 __all__ = ["FSQ", "Identity", "LFQ", "RFSQ", "RVQ", "ResidualQuantizer", "VQ"]

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from tokcore.interfaces import Quantizer, QuantizerOutput
-from tokcore.quantizers._common import check_positive
+from tokcore.builtins.quantizers._common import check_positive
 
 
 class Identity(Quantizer):

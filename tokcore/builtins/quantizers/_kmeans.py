@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tokcore.quantizers._dist import all_gather_cat, all_reduce_sum_
-from tokcore.quantizers._search import nearest_codes
+from tokcore.builtins.quantizers._dist import all_gather_cat, all_reduce_sum_
+from tokcore.builtins.quantizers._search import nearest_codes
 
 
 def sample_rows(vectors: Tensor, count: int) -> Tensor:

@@ -16,7 +16,7 @@ def load_tokenizer(path: str | Path, *, ema: bool = True, device: str | torch.de
     tokenizer.json. Uses the EMA weights when the run kept them, unless `ema=False`. The
     result is in eval mode; `encode`/`decode` apply the recorded normalization.
     """
-    from tokcore.train.checkpoint import load_weights, resolve_checkpoint
+    from tokcore.run.checkpoint import load_weights, resolve_checkpoint
 
     ckpt = resolve_checkpoint(path)
     meta = json.loads((ckpt / "tokenizer.json").read_text(encoding="utf-8"))

@@ -30,11 +30,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from tokcore.data import GuardedDataset, sample_key
+from tokcore.interfaces.data import GuardedDataset, sample_key
 from tokcore.errors import ConfigError, InputError, TokcoreError
-from tokcore.io import atomic_write_json
-from tokcore.launch import autocast, launched, spawn
-from tokcore.modality import SIDE_KEY, normalize_with
+from tokcore.runtime.io import atomic_write_json
+from tokcore.runtime.launch import autocast, launched, spawn
+from tokcore.interfaces.modality import SIDE_KEY, normalize_with
 from tokcore.tokens.store import (FORMAT, JOB, MANIFEST, SHARDS, list_shards, read_shard_index, sha256_file,
                                   shard_is_intact, token_dtype)
 from tokcore.tokens.writer import ShardWriter
@@ -133,7 +133,7 @@ def data_config(ckpt: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
                           file=str(path))
     data = dict(cfg["data"])
     if not any(o.split("=", 1)[0].strip() == "data.split" for o in overrides):
-        from tokcore.params import params_of
+        from tokcore.registry.params import params_of
 
         names = {p.name for p in params_of(registry.get("dataset", data["name"]))[0]}
         if "split" in names:
@@ -143,7 +143,7 @@ def data_config(ckpt: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
 
 def make_job(checkpoint: str | Path, overrides: Sequence[str] = (), *, latent_dtype: str = "float32",
              data: dict[str, Any] | None = None) -> Job:
-    from tokcore.train.checkpoint import resolve_checkpoint
+    from tokcore.run.checkpoint import resolve_checkpoint
 
     ckpt = resolve_checkpoint(checkpoint).resolve()
     w = weights_file(ckpt)
@@ -316,8 +316,8 @@ def _check_job(out: Path, job: Job) -> None:
 def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary:
     """Tokenize this rank's share (one process, or one rank of a distributed run)."""
     from tokcore import registry
-    from tokcore.load import load_tokenizer
-    from tokcore.train.distributed import barrier, process_group
+    from tokcore.run.load import load_tokenizer
+    from tokcore.runtime.distributed import barrier, process_group
 
     start = time.time()
     with process_group(opts.device, timeout_s=LONG_TIMEOUT_S) as ctx:
@@ -470,7 +470,7 @@ def _spawn(job: Job, out: Path, opts: Options, nproc: int) -> list[Summary]:
 
 
 def is_main_process() -> bool:
-    from tokcore.train.distributed import from_environment
+    from tokcore.runtime.distributed import from_environment
 
     return not launched() or from_environment("cpu")[0] == 0
 

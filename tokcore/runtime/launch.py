@@ -59,7 +59,7 @@ def spawn(fn: Callable[..., Any], args: tuple, nproc: int) -> dict[int, Any]:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from tokcore.train.distributed import free_port
+    from tokcore.runtime.distributed import free_port
 
     logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from tokcore.errors import InputError
-from tokcore.modality import Modality, normalize_with
+from tokcore.interfaces.modality import Modality, normalize_with
 
 
 class Collate:

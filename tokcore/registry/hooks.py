@@ -12,7 +12,8 @@ from typing import Any
 
 import pluggy
 
-from tokcore import hookspecs, registry
+from tokcore import registry
+from tokcore.registry import hookspecs
 
 
 @dataclass

@@ -23,11 +23,11 @@ from torch import Tensor, nn
 
 from tokcore.errors import ConfigError
 from tokcore.interfaces import Quantizer, QuantizerOutput
-from tokcore.quantizers._common import check_positive, full_precision, projections, straight_through
-from tokcore.quantizers._dist import all_gather_cat, all_reduce_sum_, world_size
-from tokcore.quantizers._kmeans import kmeans, sample_rows
-from tokcore.quantizers._search import nearest_codes
-from tokcore.quantizers._stats import code_counts, perplexity
+from tokcore.builtins.quantizers._common import check_positive, full_precision, projections, straight_through
+from tokcore.builtins.quantizers._dist import all_gather_cat, all_reduce_sum_, world_size
+from tokcore.builtins.quantizers._kmeans import kmeans, sample_rows
+from tokcore.builtins.quantizers._search import nearest_codes
+from tokcore.builtins.quantizers._stats import code_counts, perplexity
 
 # Cluster sizes below this carry no information: such a code keeps its vector.
 _EMPTY_CLUSTER = 1e-5

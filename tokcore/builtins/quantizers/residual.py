@@ -16,9 +16,9 @@ from torch import Tensor, nn
 
 from tokcore.errors import ConfigError
 from tokcore.interfaces import Quantizer, QuantizerOutput
-from tokcore.quantizers._common import check_positive, full_precision, projections, straight_through
-from tokcore.quantizers.fsq import FSQ
-from tokcore.quantizers.vq import VQ
+from tokcore.builtins.quantizers._common import check_positive, full_precision, projections, straight_through
+from tokcore.builtins.quantizers.fsq import FSQ
+from tokcore.builtins.quantizers.vq import VQ
 
 
 class ResidualQuantizer(Quantizer):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokcore.io import atomic_write_bytes, atomic_write_json
+from tokcore.runtime.io import atomic_write_bytes, atomic_write_json
 
 
 def split_state(obj: Any, prefix: str = "s") -> tuple[Any, dict[str, torch.Tensor]]:

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
-from tokcore._catalog import FIRST_PARTY
+from tokcore.registry.catalog import FIRST_PARTY
 from tokcore._version import __version__
 from tokcore.errors import PluginLoadError, RegistryError
 
@@ -46,8 +46,8 @@ _INTERFACES = {
     "decoder": "tokcore.interfaces:Decoder",
     "loss": "tokcore.interfaces:Loss",
     "trainer": "tokcore.interfaces:Trainer",
-    "dataset": "tokcore.data:Dataset",
-    "modality": "tokcore.modality:Modality",
+    "dataset": "tokcore.interfaces.data:Dataset",
+    "modality": "tokcore.interfaces.modality:Modality",
 }
 
 
@@ -305,7 +305,7 @@ class Registry:
 
     def build(self, kind: str, config: Mapping[str, Any]) -> Any:
         """Instantiate a component from `{"name": ..., **parameters}`, parameters validated."""
-        from tokcore.params import resolve_params
+        from tokcore.registry.params import resolve_params
 
         kind = normalize_kind(kind)
         params = dict(config)

@@ -268,3 +268,7 @@ class FitTrainer(Trainer):
                       optimizer: str = "model") -> StepOutput:
         raise TypeError(f"{type(self).__name__} fits in one pass and has no gradient step; "
                         "tokcore train calls its fit()")
+
+
+from tokcore.interfaces.data import Dataset  # noqa: E402  (the data and modality sides of the contract)
+from tokcore.interfaces.modality import Modality  # noqa: E402

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from tokcore.data import Dataset
+from tokcore.interfaces.data import Dataset
 from tokcore.errors import ConfigError
 
 

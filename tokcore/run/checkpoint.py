@@ -26,9 +26,9 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from tokcore.errors import TokcoreError
-from tokcore.io import atomic_write_bytes, atomic_write_text
-from tokcore.train.distributed import Context, barrier
-from tokcore.train.state import load_state, rng_state, save_state
+from tokcore.runtime.io import atomic_write_bytes, atomic_write_text
+from tokcore.runtime.distributed import Context, barrier
+from tokcore.runtime.state import load_state, rng_state, save_state
 
 _STEP = re.compile(r"^step-(\d+)$")
 

@@ -1,7 +1,7 @@
 """`dct1d` encoder and decoder: one global token per sequence, in the low-frequency domain.
 
 The encoder projects a `(B, T, C)` sequence onto its lowest `keep` DCT-II frequencies along
-T (the same orthonormal basis as `tokcore.nn.lowpass` and `tokcore.codecs.DCTCodec`),
+T (the same orthonormal basis as `tokcore.nn.lowpass` and `tokcore.metrics.codecs.DCTCodec`),
 standardizes each of the `keep * C` coefficients, and maps them to one latent vector with a
 learned linear layer plus an optional residual MLP. The decoder mirrors it and ends with the
 inverse DCT, so its output is made of the lowest `keep` cosines: smooth by construction.
@@ -28,7 +28,7 @@ from tokcore.errors import ConfigError
 from tokcore.interfaces import Decoder, Encoder
 from tokcore.nn.lowpass import dct_basis
 from tokcore.nn.shapes import check_layout
-from tokcore.quantizers._dist import all_reduce_sum_
+from tokcore.builtins.quantizers._dist import all_reduce_sum_
 
 _TINY = {"keep": 4, "hidden": 16}
 

@@ -23,8 +23,8 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from tokcore.errors import ConfigError, RegistryError
-from tokcore.params import check_type, resolve_params, type_name
-from tokcore.train.settings import TrainSettings
+from tokcore.registry.params import check_type, resolve_params, type_name
+from tokcore.config.settings import TrainSettings
 
 SCHEMA_VERSION = 1
 COMMAND_LINE = "command line"

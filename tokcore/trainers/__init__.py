@@ -1,1 +1,0 @@
-"""Core's trainers (step logic for the shared loop)."""
