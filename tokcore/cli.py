@@ -123,28 +123,22 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 # -- train ---------------------------------------------------------------------------------
-TRAIN_DEFAULTS = {"trainer": {"name": "vqvae"}, "loss": {"name": "reconstruction"}, "train": {}}
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tokcore import config
-    from tokcore.errors import ConfigError
+    from tokcore.config.spec import RunSpec
 
-    cfg = config.load(args.config, args.overrides, defaults=TRAIN_DEFAULTS).data
-    for key in ("model", "data"):
-        if key not in cfg:
-            raise ConfigError(f"missing '{key}', which training needs", file=args.config)
+    spec = RunSpec.load(args.config, args.overrides)
+    spec.require("model", "data")
     if args.dry_run:
         from tokcore.train.plan import dry_run
 
-        print(dry_run(cfg, args.nproc))
+        print(dry_run(spec, args.nproc))
         return 0
     from tokcore.train.launch import launch
 
     output = Path(args.output or Path("runs") / Path(args.config).stem)
-    metrics = launch(cfg, output, resume=args.resume, nproc=args.nproc)
+    metrics = launch(spec, output, resume=args.resume, nproc=args.nproc)
     shown = {k: v for k, v in metrics.items() if k.startswith(("val", "loss"))}
     print("final: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
     print(f"run: {output}  (checkpoints/, metrics.jsonl, tb/, samples/)")

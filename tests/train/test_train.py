@@ -258,7 +258,7 @@ def test_ranks_come_from_torchrun_or_slurm(monkeypatch):
 
 def test_weight_decay_skips_norms_biases_and_codebooks():
     from tokcore.train.optim import adamw
-    from tokcore.config.settings import TrainSettings
+    from tokcore.config.spec import TrainSettings
 
     model = tokcore.build_tokenizer({"encoder": {"name": "conv1d", "in_channels": 2, "out_dim": 3, **CONV},
                                      "quantizer": {"name": "vq", "dim": 3, "codebook_size": 8, "codebook_learning": "loss"},

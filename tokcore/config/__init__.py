@@ -24,7 +24,7 @@ import yaml
 
 from tokcore.errors import ConfigError, RegistryError
 from tokcore.registry.params import check_type, resolve_params, type_name
-from tokcore.config.settings import TrainSettings
+from tokcore.config.spec import TrainSettings
 
 SCHEMA_VERSION = 1
 COMMAND_LINE = "command line"

@@ -27,10 +27,11 @@ import importlib
 import importlib.metadata as md
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
-from tokcore.registry.catalog import FIRST_PARTY
+from tokcore.registry.catalog import FIRST_PARTY, RENAMED
 from tokcore._version import __version__
 from tokcore.errors import PluginLoadError, RegistryError
 
@@ -211,11 +212,14 @@ class Registry:
     def __init__(self, plugins: builtins.list[Plugin] | None = None):
         self._plugins = plugins if plugins is not None else discover()
         self._local = Plugin(LOCAL_DIST, "")
+        self._aliases: dict[tuple[str, str], str] = {}
+        self._hook_aliases: dict[tuple[str, str], str] | None = None
 
     def copy(self) -> "Registry":
         new = Registry(self._plugins)
         new._local.entries = builtins.list(self._local.entries)
         new._local.hooks = builtins.list(self._local.hooks)
+        new._aliases = dict(self._aliases)
         return new
 
     # -- what is there -------------------------------------------------------------------
@@ -261,7 +265,34 @@ class Registry:
             options = " or ".join(f"'{e.qualified_name}'" for e in matches)
             who = " and ".join(str(e.provider) for e in matches)
             raise RegistryError(f"{kind} '{bare}' is provided by both {who}; write {options}")
+        new = self.renamed(kind).get(bare)
+        if new is not None:
+            # A rename must not orphan the configs and saved runs (tokenizer.json) that
+            # record the old name: resolve it, and say what to write instead.
+            warnings.warn(f"{kind} '{bare}' was renamed '{new}'; write '{new}' (the old name keeps "
+                          "working for configs and saved runs)", FutureWarning, stacklevel=3)
+            return self.entry(kind, f"{dist}:{new}" if dist else new)
         raise RegistryError(self._unknown(kind, bare, dist))
+
+    def renamed(self, kind: str) -> dict[str, str]:
+        """Old name -> new name of the renamed components of `kind`: first-party renames
+        (`catalog.RENAMED`), plugins' (hook `tokcore_register_aliases`, asked only now, on a
+        name that is not registered) and in-process `alias` calls."""
+        kind = normalize_kind(kind)
+        if self._hook_aliases is None:
+            self._hook_aliases = {}
+            if self.hook_modules():
+                from tokcore.registry.hooks import plugin_manager
+
+                pm, _ = plugin_manager(self)
+                pm.hook.tokcore_register_aliases(alias=lambda k, old, new: self._hook_aliases.__setitem__(
+                    (normalize_kind(k), old), new))
+        table = {**RENAMED, **self._hook_aliases, **self._aliases}
+        return {old: new for (k, old), new in table.items() if k == kind}
+
+    def alias(self, kind: str, old: str, new: str) -> None:
+        """Resolve the name `old` of `kind` to the component `new`, with a warning."""
+        self._aliases[(normalize_kind(kind), old)] = new
 
     def _unknown(self, kind: str, name: str, dist: str) -> str:
         for p in self._plugins:  # known but switched off, or incompatible
@@ -379,6 +410,10 @@ def provider(kind: str, name: str) -> Provider:
 
 def register(kind: str, name: str, obj: Any, **kw: Any) -> Entry:
     return current().register(kind, name, obj, **kw)
+
+
+def alias(kind: str, old: str, new: str) -> None:
+    current().alias(kind, old, new)
 
 
 def plugins() -> builtins.list[Plugin]:

@@ -31,3 +31,9 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("trainer", "diffusion"): "tok-rgb",
     ("trainer", "vqgan"): "tok-rgb",
 }
+
+# Renamed first-party components, `(kind, old name): new name`. Every tokenizer.json records
+# the registry names it was built from, so a rename adds its old name here (as timm's
+# `register_model_deprecations` does) and saved runs keep loading, with a warning.
+# Third-party plugins declare theirs through the hook `tokcore_register_aliases`.
+RENAMED: dict[tuple[str, str], str] = {}

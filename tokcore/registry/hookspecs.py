@@ -41,3 +41,10 @@ def tokcore_checkpoint_saved(run: Any, step: int, path: str) -> None:
 @hookspec
 def tokcore_train_end(run: Any, metrics: dict[str, float]) -> None:
     """Training finished (or stopped by the NaN guard; `metrics` says which)."""
+
+
+@hookspec
+def tokcore_register_aliases(alias: Any) -> None:
+    """Declare renamed components: call `alias(kind, old_name, new_name)` once per rename, so
+    configs and saved runs (tokenizer.json) that name the old one keep loading. Asked only
+    when a name is not registered."""

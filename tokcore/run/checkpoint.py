@@ -20,12 +20,13 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from safetensors.torch import load_file, save
 from torch import nn
 
 from tokcore.errors import TokcoreError
+from tokcore.run import meta
 from tokcore.runtime.io import atomic_write_bytes, atomic_write_text
 from tokcore.runtime.distributed import Context, barrier
 from tokcore.runtime.state import load_state, rng_state, save_state
@@ -58,7 +59,7 @@ def latest_checkpoint(run: Path) -> Path | None:
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint directory from a run directory (its latest) or a checkpoint directory."""
     p = Path(path)
-    if (p / "tokenizer.json").is_file():
+    if (p / meta.FILE).is_file():
         return p
     if checkpoints_dir(p).is_dir():
         latest = latest_checkpoint(p)
@@ -67,6 +68,44 @@ def resolve_checkpoint(path: str | Path) -> Path:
         raise TokcoreError(f"{p}: the run has no complete checkpoint yet")
     raise TokcoreError(f"{p}: not a run directory (with checkpoints/) or a checkpoint directory "
                        "(with tokenizer.json)")
+
+
+class Checkpoint:
+    """One checkpoint directory, read: what every consumer of a run (load_tokenizer,
+    tokenize, decode, init_from, reports) asks instead of opening its files itself.
+
+    `Checkpoint(path)` takes a run directory (its latest checkpoint) or a checkpoint directory.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = resolve_checkpoint(path)
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({str(self.path)!r})"
+
+    @property
+    def step(self) -> int:
+        m = _STEP.match(self.path.name)
+        return int(m.group(1)) if m else 0
+
+    def meta(self) -> dict[str, Any]:
+        """tokenizer.json, upgraded to the current format."""
+        return meta.read(self.path)
+
+    def weights(self, ema: bool = True) -> Path:
+        """The tokenizer's weights: the EMA weights when the run kept them (unless `ema` is
+        False), else the raw ones. The one place this rule is written."""
+        averaged = self.path / "model_ema.safetensors"
+        return averaged if ema and averaged.is_file() else self.path / "model.safetensors"
+
+    def spec(self, overrides: Sequence[str] = ()) -> Any:
+        """The run's resolved config (its config.yaml) as a RunSpec, with `overrides`."""
+        from tokcore.config.spec import RunSpec
+
+        path = self.path / "config.yaml"
+        if not path.is_file():
+            raise TokcoreError(f"{self.path}: the checkpoint has no config.yaml")
+        return RunSpec.load(path, overrides)
 
 
 def weights_bytes(module: nn.Module) -> bytes:
@@ -113,7 +152,7 @@ def save_checkpoint(run: Path, step: int, ctx: Context, *, model: nn.Module, ema
             atomic_write_bytes(tmp / "model_ema.safetensors", weights_bytes(ema))
         atomic_write_bytes(tmp / "trainer.safetensors", weights_bytes(trainer))
         save_state(state, str(tmp / "state.json"), str(tmp / "state.safetensors"))
-        atomic_write_text(tmp / "tokenizer.json", json.dumps({**tokenizer_meta, "step": step}, indent=2) + "\n")
+        atomic_write_text(tmp / meta.FILE, json.dumps({**tokenizer_meta, "step": step}, indent=2) + "\n")
         atomic_write_text(tmp / "config.yaml", config_text)
         if final.exists():  # a re-save of the same step (resumed run that ended right here)
             shutil.rmtree(final)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
+from tokcore.config.spec import ModelSpec
+from tokcore.run.checkpoint import Checkpoint, load_weights
 from tokcore.tokenizer import Tokenizer, build_tokenizer
 
 
@@ -16,14 +17,10 @@ def load_tokenizer(path: str | Path, *, ema: bool = True, device: str | torch.de
     tokenizer.json. Uses the EMA weights when the run kept them, unless `ema=False`. The
     result is in eval mode; `encode`/`decode` apply the recorded normalization.
     """
-    from tokcore.run.checkpoint import load_weights, resolve_checkpoint
-
-    ckpt = resolve_checkpoint(path)
-    meta = json.loads((ckpt / "tokenizer.json").read_text(encoding="utf-8"))
-    tok = build_tokenizer(meta["model"], meta.get("modality"), tuple(meta["input_shape"]))
-    weights = ckpt / "model_ema.safetensors"
-    if not (ema and weights.is_file()):
-        weights = ckpt / "model.safetensors"
-    load_weights(tok, weights)
-    tok.checkpoint = str(ckpt)
+    ckpt = Checkpoint(path)
+    meta = ckpt.meta()
+    tok = build_tokenizer(ModelSpec.from_config(meta["model"], str(ckpt.path / "tokenizer.json")).config(),
+                          meta["modality"], tuple(meta["input_shape"]))
+    load_weights(tok, ckpt.weights(ema))
+    tok.checkpoint = str(ckpt.path)
     return tok.to(device).eval()

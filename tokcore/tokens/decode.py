@@ -19,20 +19,18 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
     """Decode every sample of the store (or the first `limit`) and write it with the
     modality's `write_decoded` at `output/<key>` (plus suffix), undoing a per-sample
     normalization with the side information in the samples' metadata. Returns (samples, files)."""
-    from tokcore.run.load import load_tokenizer
+    from tokcore.interfaces import Tokens
     from tokcore.interfaces.modality import write_array
-    from tokcore.tokens.tokenize import weights_file
+    from tokcore.run import Checkpoint, load_tokenizer
     from tokcore.tokens.store import sha256_file
-    from tokcore.tokenizer import Tokens
-    from tokcore.run.checkpoint import resolve_checkpoint
 
     store = TokenStore(tokens)
-    ckpt = resolve_checkpoint(checkpoint)
-    if sha256_file(weights_file(ckpt)) != store.manifest["weights_sha256"]:
+    ckpt = Checkpoint(checkpoint)
+    if sha256_file(ckpt.weights()) != store.manifest["weights_sha256"]:
         raise TokcoreError(f"{tokens} was made by another tokenizer ({store.manifest['checkpoint']}); decode it "
                            "with that checkpoint")
     dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-    tok = load_tokenizer(ckpt, device=dev)
+    tok = load_tokenizer(ckpt.path, device=dev)
     if tok.modality is not None:
         write = tok.modality.write_decoded
     else:

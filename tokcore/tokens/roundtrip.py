@@ -12,8 +12,8 @@ from typing import Callable
 
 import numpy as np
 import torch
-import yaml
 
+from tokcore.run import Checkpoint
 from tokcore.runtime.io import atomic_write_json
 from tokcore.tokens.decode import decode_store
 from tokcore.tokens.tokenize import tokenize
@@ -37,10 +37,7 @@ def read_decoded(folder: str | Path, keys: list[str], reader: Callable[[Path], n
 
 def split_inputs(run: str | Path, split: str) -> tuple[list[str], torch.Tensor]:
     """Keys and stacked raw inputs of `split` of the dataset the run was trained on."""
-    from tokcore import registry
-
-    config = yaml.safe_load((Path(run) / "config.yaml").read_text(encoding="utf-8"))
-    ds = registry.build("dataset", {**config["data"], "split": split})
+    ds = Checkpoint(run).spec().dataset(split)
     samples = [ds[i] for i in range(len(ds))]
     return [s["key"] for s in samples], torch.stack([torch.as_tensor(s["input"]).float() for s in samples])
 
@@ -86,7 +83,7 @@ def report_inputs(run: str | Path, output: str | Path | None, split: str,
                   reader: Callable[[Path], np.ndarray] = read_npy) -> ReportInputs:
     """The tokenizer of `run`, `split` through the whole pipeline (decoded files read by
     `reader`), and the training inputs."""
-    from tokcore.run.load import load_tokenizer
+    from tokcore.run import load_tokenizer
 
     run = Path(run)
     tok = load_tokenizer(run)

@@ -37,6 +37,7 @@ from tokcore.runtime.launch import autocast, launched, spawn
 from tokcore.interfaces.modality import SIDE_KEY, normalize_with
 from tokcore.tokens.store import (FORMAT, JOB, MANIFEST, SHARDS, list_shards, read_shard_index, sha256_file,
                                   shard_is_intact, token_dtype)
+from tokcore.run import Checkpoint, load_tokenizer
 from tokcore.tokens.writer import ShardWriter
 
 LONG_TIMEOUT_S = 7 * 24 * 3600.0  # ranks wait for the slowest one at the end
@@ -109,47 +110,34 @@ class Summary:
 
 
 # -- the job from a checkpoint -------------------------------------------------------------------
-def weights_file(ckpt: Path, ema: bool = True) -> Path:
-    """The weights load_tokenizer uses: the EMA weights when the run kept them."""
-    w = ckpt / "model_ema.safetensors"
-    return w if ema and w.is_file() else ckpt / "model.safetensors"
-
-
-def data_config(ckpt: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+def data_config(ckpt: Checkpoint, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The dataset config of the checkpoint's run, with `data.KEY=VALUE` overrides; the split
     is "all" unless an override names one."""
-    from tokcore import config, registry
+    from tokcore import config
+    from tokcore.registry.params import params_of
 
     for item in overrides:
         if not item.split("=", 1)[0].strip().startswith("data."):
             raise ConfigError(f"'{item}': tokenize takes dataset overrides only (data.KEY=VALUE)",
                               file=config.COMMAND_LINE)
-    path = ckpt / "config.yaml"
-    if not path.is_file():
-        raise TokcoreError(f"{ckpt}: the checkpoint has no config.yaml to take the dataset from")
-    cfg = config.load(path, overrides).data
-    if "data" not in cfg:
+    spec = ckpt.spec(overrides)
+    if spec.data is None:
         raise ConfigError("missing 'data'; give the dataset on the command line (data.name=... data.path=...)",
-                          file=str(path))
-    data = dict(cfg["data"])
+                          file=spec.file)
+    data = spec.data.config()
     if not any(o.split("=", 1)[0].strip() == "data.split" for o in overrides):
-        from tokcore.registry.params import params_of
-
-        names = {p.name for p in params_of(registry.get("dataset", data["name"]))[0]}
-        if "split" in names:
+        if "split" in {p.name for p in params_of(spec.data.cls())[0]}:
             data["split"] = "all"
     return data
 
 
 def make_job(checkpoint: str | Path, overrides: Sequence[str] = (), *, latent_dtype: str = "float32",
              data: dict[str, Any] | None = None) -> Job:
-    from tokcore.run.checkpoint import resolve_checkpoint
-
-    ckpt = resolve_checkpoint(checkpoint).resolve()
-    w = weights_file(ckpt)
+    ckpt = Checkpoint(Path(checkpoint).resolve())
+    w = ckpt.weights()
     if latent_dtype not in ("float32", "float16"):
         raise ConfigError(f"latent dtype '{latent_dtype}' is not supported; use float32 or float16")
-    return Job(str(ckpt), w.name, sha256_file(w), data if data is not None else data_config(ckpt, overrides),
+    return Job(str(ckpt.path), w.name, sha256_file(w), data if data is not None else data_config(ckpt, overrides),
                latent_dtype)
 
 
@@ -316,7 +304,6 @@ def _check_job(out: Path, job: Job) -> None:
 def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary:
     """Tokenize this rank's share (one process, or one rank of a distributed run)."""
     from tokcore import registry
-    from tokcore.run.load import load_tokenizer
     from tokcore.runtime.distributed import barrier, process_group
 
     start = time.time()
@@ -402,8 +389,8 @@ def _modality(job: Job) -> Any:
     """The checkpoint's modality spec (from tokenizer.json, without loading the model)."""
     from tokcore import registry
 
-    meta = json.loads((Path(job.checkpoint) / "tokenizer.json").read_text(encoding="utf-8"))
-    return registry.build("modality", meta["modality"]) if meta.get("modality") else None
+    modality = Checkpoint(job.checkpoint).meta()["modality"]
+    return registry.build("modality", modality) if modality else None
 
 
 def finalize(out: Path, job: Job, tok: Any, n: int, keys: list[str], dtype: np.dtype) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from tokcore.config.settings import TrainSettings
+from tokcore.config.spec import TrainSettings
 
 
 def _no_decay(name: str, p: nn.Parameter) -> bool:

@@ -4,34 +4,27 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
 
 import torch
 
-from tokcore import registry
 from tokcore.batch import Collate
-from tokcore.train.fit import sample_shape
-from tokcore.train.loop import (DEFAULT_LOSS, DEFAULT_TRAINER, build_data, build_model, fits, seed_everything,
-                                 settings_of)
+from tokcore.config.spec import RunSpec
+from tokcore.train.build import Parts, build_parts, is_fit
 
 
-def _count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def _count(module: torch.nn.Module | None) -> int:
+    return sum(p.numel() for p in module.parameters()) if module is not None else 0
 
 
-def dry_run(config: dict[str, Any], nproc: int = 1) -> str:
-    s = settings_of(config)
-    seed_everything(int(config.get("seed", 0)))
-    train_set, val_set = build_data(config, "train"), build_data(config, "val")
+def dry_run(spec: RunSpec, nproc: int = 1) -> str:
+    parts = build_parts(spec)
+    if is_fit(spec):
+        return _fit_plan(spec, parts)
+    s, model, train_set = spec.train, parts.model, parts.train_set
     first = train_set[0]
-    if fits(config):
-        return _fit_plan(config, train_set, val_set)
-    model = build_model(config, tuple(torch.as_tensor(first["input"]).shape))
-    trainer = registry.build("trainer", config.get("trainer", DEFAULT_TRAINER))
-    trainer.loss = registry.build("loss", config.get("loss", DEFAULT_LOSS))
     batch = Collate(model.modality)([train_set[i] for i in range(min(s.batch_size, len(train_set)))])
     t0 = time.perf_counter()
-    out = trainer.training_step(model.train(), batch, 0)
+    out = parts.trainer.training_step(model.train(), batch, 0)
     out.loss.backward()
     seconds = time.perf_counter() - t0
 
@@ -40,13 +33,13 @@ def dry_run(config: dict[str, Any], nproc: int = 1) -> str:
     values = math.prod(info["input_shape"])
     raw_bits = 8 if torch.as_tensor(first["input"]).dtype == torch.uint8 else 32
     tokens = info["tokens_per_sample"]
-    m = config["model"]
+    m = spec.model
     lines = [
-        f"data      {config['data']['name']}: {len(train_set)} train / {len(val_set)} val samples of shape {tuple(info['input_shape'])}",
-        f"encoder   {m['encoder']['name']:14s} {_count(model.encoder):>12,d} parameters",
-        f"quantizer {m['quantizer']['name']:14s} {_count(model.quantizer):>12,d} parameters, "
+        f"data      {spec.data.name}: {len(train_set)} train / {len(parts.val_set)} val samples of shape {tuple(info['input_shape'])}",
+        f"encoder   {m.encoder.name:14s} {_count(model.encoder):>12,d} parameters",
+        f"quantizer {m.quantizer.name:14s} {_count(model.quantizer):>12,d} parameters, "
         + (f"codebook {q.codebook_size}" + (f" x {list(q.index_shape)}" if q.index_shape else "") if q.is_discrete else "continuous"),
-        f"decoder   {m['decoder']['name']:14s} {_count(model.decoder):>12,d} parameters",
+        f"decoder   {m.decoder.name:14s} {_count(model.decoder):>12,d} parameters",
         f"tokens    grid {tuple(info['token_grid'])} = {tokens} per sample, {values / tokens:.1f} input values per token",
     ]
     if q.is_discrete:
@@ -63,17 +56,14 @@ def dry_run(config: dict[str, Any], nproc: int = 1) -> str:
     return "\n".join(lines)
 
 
-def _fit_plan(config: dict[str, Any], train_set: Any, val_set: Any) -> str:
+def _fit_plan(spec: RunSpec, parts: Parts) -> str:
     """The plan of a one-pass fit: what is fitted on what (the fit itself is the run)."""
-    model = build_model(config, sample_shape(train_set[0]["input"]))
-    trainer = config.get("trainer", DEFAULT_TRAINER)
-    registry.build("trainer", trainer)  # parameters checked
-    m = config["model"]
-    parts = [f"{k:9s} {m[k]['name']:14s} {_count(getattr(model, k)):>12,d} parameters"
-             for k in ("encoder", "quantizer", "decoder") if k in m]
+    m = spec.model
+    rows = [f"{k:9s} {c.name:14s} {_count(getattr(parts.model, k)):>12,d} parameters"
+            for k, c in (("encoder", m.encoder), ("quantizer", m.quantizer), ("decoder", m.decoder)) if c is not None]
     return "\n".join([
-        f"data      {config['data']['name']}: {len(train_set)} train / {len(val_set)} val samples",
-        *parts,
-        f"training  trainer '{trainer['name']}' fits the model in one pass over the train split "
+        f"data      {spec.data.name}: {len(parts.train_set)} train / {len(parts.val_set)} val samples",
+        *rows,
+        f"training  trainer '{spec.trainer.name}' fits the model in one pass over the train split "
         "(no gradient steps), on one process; the result is checkpoints/step-1",
     ])
