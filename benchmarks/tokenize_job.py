@@ -25,11 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from tokcore.run.load import load_tokenizer
 from tokcore.tokens.tokenize import Options, tokenize
 from tokcore.tokens.store import TokenStore
-from tokcore.train.loop import run
+from tokcore.config.spec import RunSpec
+from tokcore.train.launch import run
 
 TINY = {"base_channels": 32, "channel_mult": [1, 2, 2], "num_res_blocks": 1, "mid_attention": False}
 
@@ -82,7 +84,8 @@ def main() -> int:
         rng = np.random.default_rng(0)
         images = rng.random((args.samples, 3, args.size, args.size), dtype=np.float32)
         np.save(root / "images.npy", images)
-        run(config(root / "images.npy", args.size), root / "run")
+        (root / "cfg.yaml").write_text(yaml.safe_dump(config(root / "images.npy", args.size)))
+        run(RunSpec.load(root / "cfg.yaml"), root / "run")
         threads = torch.get_num_threads()
         opts = Options(batch_size=args.batch, workers=args.workers, progress=False, device="cpu")
         n = args.samples

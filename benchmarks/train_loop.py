@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tokcore.config import load
+from tokcore.config.spec import RunSpec
 from tokcore.tokenizer import build_tokenizer
 from tokcore.train.log import read_metrics
-from tokcore.train.loop import run
+from tokcore.train.launch import run
 
 TINY = {"base_channels": 32, "channel_mult": [1, 2, 2], "num_res_blocks": 1, "mid_attention": False}
 
@@ -63,9 +63,9 @@ def bare_loop(cfg: dict, images: np.ndarray, steps: int, warmup: int) -> float:
     return (time.perf_counter() - t0) / (steps - warmup)
 
 
-def tokcore_loop(cfg: dict, tmp: Path, steps: int, warmup: int) -> float:
+def tokcore_loop(spec: RunSpec, tmp: Path, steps: int, warmup: int) -> float:
     out = tmp / f"run-{time.time_ns()}"
-    run(cfg, out)
+    run(spec, out)
     rows = {r["step"]: r["time"] for r in read_metrics(out) if "loss" in r}
     return (rows[steps] - rows[warmup]) / (steps - warmup)
 
@@ -82,15 +82,15 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tokcore-bench-"))
     images = np.random.default_rng(0).uniform(size=(512, 3, args.size, args.size)).astype(np.float32)
     np.save(tmp / "images.npy", images)
-    cfg = config(tmp / "images.npy", args.steps, args.batch)
-    cfg = load_resolved(cfg, tmp)
+    spec = load_resolved(config(tmp / "images.npy", args.steps, args.batch), tmp)
+    cfg = dict(spec.config)
     warmup = 20
     bare, ours = [], []
     for i in range(args.repeats):  # adjacent pairs, alternating which goes first: a pair sees one machine load
         first_bare = i % 2 == 0
         if first_bare:
             bare.append(bare_loop(cfg, images, args.steps, warmup))
-        ours.append(tokcore_loop(cfg, tmp, args.steps, warmup))
+        ours.append(tokcore_loop(spec, tmp, args.steps, warmup))
         if not first_bare:
             bare.append(bare_loop(cfg, images, args.steps, warmup))
     ratios = sorted(b / o for b, o in zip(bare, ours))
@@ -104,15 +104,13 @@ def main() -> None:
           f"(target >= 0.95, i.e. overhead <= 5%)")
 
 
-def load_resolved(cfg: dict, tmp: Path) -> dict:
-    """The config as `tokcore train` would resolve it (defaults filled in)."""
+def load_resolved(cfg: dict, tmp: Path) -> RunSpec:
+    """The config as `tokcore train` resolves it (defaults filled in)."""
     import yaml
-
-    from tokcore.cli import TRAIN_DEFAULTS
 
     path = tmp / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    return load(path, defaults=TRAIN_DEFAULTS).data
+    return RunSpec.load(path)
 
 
 if __name__ == "__main__":

@@ -47,3 +47,31 @@ def test_tokenize_and_decode_commands_reproduce_it(legacy: Path) -> None:
     assert main(["decode", "--checkpoint", str(legacy / "run"), "--tokens", str(store_dir), "--output", str(out)]) == 0
     decoded = np.stack([np.load(out / "walks" / f"{i}.npy") for i in range(40)])
     assert np.array_equal(decoded, expected["decoded"])
+
+
+def test_a_renamed_component_keeps_saved_runs_loading(legacy: Path) -> None:
+    """tokenizer.json records registry names; an alias (as after a rename) resolves the old
+    one, with a warning that says what to write instead."""
+    import json
+
+    meta_file = legacy / "run" / "checkpoints" / "step-12" / "tokenizer.json"
+    meta = json.loads(meta_file.read_text())
+    meta["model"]["quantizer"]["name"] = "finite_scalar"  # as if fsq had been called that when saved
+    meta_file.write_text(json.dumps(meta))
+    with tokcore.registry.scope() as reg:
+        with pytest.raises(tokcore.RegistryError, match="unknown quantizer 'finite_scalar'"):
+            tokcore.load_tokenizer(legacy / "run")
+        reg.alias("quantizer", "finite_scalar", "fsq")
+        with pytest.warns(FutureWarning, match="quantizer 'finite_scalar' was renamed 'fsq'; write 'fsq'"):
+            tok = tokcore.load_tokenizer(legacy / "run")
+    walks = torch.from_numpy(np.load(legacy / "walks.npy"))
+    assert np.array_equal(tok.encode(walks).indices.numpy(), np.load(legacy / "expected.npz")["tokens"])
+
+
+def test_a_newer_format_is_refused_with_the_fix(legacy: Path) -> None:
+    import json
+
+    meta_file = legacy / "run" / "checkpoints" / "step-12" / "tokenizer.json"
+    meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "format": 99}))
+    with pytest.raises(tokcore.TokcoreError, match="format 99 is newer than this tokcore reads .*pip install -U tokcore"):
+        tokcore.load_tokenizer(legacy / "run")

@@ -90,6 +90,7 @@ class ComponentSpec:
     params: Mapping[str, Any]
     key: str
     file: str = ""
+    resolved: bool = False  # params already checked against the class and defaults filled in
 
     def config(self) -> dict[str, Any]:
         """`{"name": ..., **params}`, as the config holds it."""
@@ -104,10 +105,14 @@ class ComponentSpec:
             raise err.located(file=self.file, prefix=self.key) from None
 
     def build(self, **extra: Any) -> Any:
-        """The component, built through the registry (`extra` parameters added, e.g. a split)."""
+        """The component, with `extra` parameters added (a dataset's split). Parameters of a
+        resolved config were validated when it was loaded and are not checked again; others
+        (a tokenizer.json's) go through the registry's validation."""
         from tokcore import registry
 
         try:
+            if self.resolved:
+                return self.cls()(**{**self.params, **extra})
             return registry.build(self.kind, {**self.config(), **extra})
         except ConfigError as err:
             raise err.located(file=self.file, prefix=self.key) from None
@@ -130,7 +135,8 @@ class ModelSpec:
         return {**parts, "framewise": self.framewise} if self.framewise else parts
 
     @classmethod
-    def from_config(cls, model: Mapping[str, Any], where: Callable[[str], str] | str = "") -> "ModelSpec":
+    def from_config(cls, model: Mapping[str, Any], where: Callable[[str], str] | str = "",
+                    resolved: bool = False) -> "ModelSpec":
         """From a `model:` mapping (a resolved config's, or a tokenizer.json's); `where` is
         the file it came from, or a function from a key to the file that set it."""
         locate = where if callable(where) else (lambda key: where)
@@ -138,7 +144,7 @@ class ModelSpec:
             if part not in model:
                 raise ConfigError(f"missing '{part}' (a {part} config with 'name')", key=f"model.{part}",
                                   file=locate("model"))
-        return cls(*(_component(model.get(part), part, f"model.{part}", locate)
+        return cls(*(_component(model.get(part), part, f"model.{part}", locate, resolved)
                      for part in ("encoder", "quantizer", "decoder")), framewise=bool(model.get("framewise", False)))
 
 
@@ -177,7 +183,7 @@ class RunSpec:
             origins=dict(cfg.origins),
             seed=int(data.get("seed", 0)),
             modality=_component(data.get("modality"), "modality", "modality", where),
-            model=ModelSpec.from_config(model, where) if model is not None else None,
+            model=ModelSpec.from_config(model, where, resolved=True) if model is not None else None,
             loss=_component(data.get("loss", RUN_DEFAULTS["loss"]), "loss", "loss", where),
             trainer=_component(data.get("trainer", RUN_DEFAULTS["trainer"]), "trainer", "trainer", where),
             data=_component(data.get("data"), "dataset", "data", where),
@@ -204,8 +210,9 @@ class RunSpec:
         return self.data.build(**{**overrides, "split": split})
 
 
-def _component(value: Mapping[str, Any] | None, kind: str, key: str, where: Callable[[str], str]) -> ComponentSpec | None:
+def _component(value: Mapping[str, Any] | None, kind: str, key: str, where: Callable[[str], str],
+               resolved: bool = True) -> ComponentSpec | None:
     if value is None:
         return None
     params = {k: v for k, v in value.items() if k != "name"}
-    return ComponentSpec(kind, value["name"], params, key, where(key))
+    return ComponentSpec(kind, value["name"], params, key, where(key), resolved)
