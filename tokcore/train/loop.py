@@ -38,7 +38,7 @@ from tokcore.batch import Collate, resize_batch, to_device
 from tokcore.runtime.distributed import Context, all_reduce_grads, all_reduce_mean, any_rank, barrier, process_group
 from tokcore.train.evaluate import evaluate
 from tokcore.train.log import MetricsLog, read_metrics
-from tokcore.train.optim import WeightEMA, adamw, learning_rate
+from tokcore.train.optim import WeightEMA, adamw, learning_rate, no_weight_decay
 from tokcore.train.sampler import StepBatchSampler
 from tokcore.config.settings import TrainSettings
 
@@ -198,9 +198,8 @@ def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings
     trainer.to(ctx.device)
     ema = WeightEMA(model, s.ema_decay) if s.ema_decay else None
 
-    named = dict(model.named_parameters()) | {f"trainer.{k}": v for k, v in trainer.named_parameters()}
-    by_id = {id(p): n for n, p in named.items()}
-    optimizers = {name: adamw([(by_id[id(p)], p) for p in params], s)
+    exempt = no_weight_decay(model, trainer)  # codebooks, position tables: declared by their modules
+    optimizers = {name: adamw(params, s, exempt)
                   for name, params in trainer.optimizer_params(model).items()}
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=s.precision == "fp16")
     start_step, best = 0, {"value": None, "step": None}
