@@ -104,3 +104,10 @@ def test_plugins_add_commands_through_hooks(fake_dist, capsys):
         assert main(["crash"]) == 1  # a runtime failure: exit 1, one line, no traceback
         err = capsys.readouterr().err.splitlines()[-1]
         assert err == "tokcore: RuntimeError: disk on fire (run with --debug for the traceback)"
+
+
+def test_every_builtin_command_is_registered_with_its_function():
+    from tokcore import cli
+
+    runs = {name: run for name, (_, _, run) in cli.BUILTIN.items()}
+    assert runs == {name[len("cmd_"):]: f for name, f in vars(cli).items() if name.startswith("cmd_")}

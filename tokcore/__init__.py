@@ -1,7 +1,9 @@
 """tokcore: train, run and extend neural tokenizers.
 
 `import tokcore` is light (no torch): the registry lists components from package metadata.
-The torch-based parts (interfaces, Tokenizer, ...) are imported on first use.
+The torch-based parts (interfaces, Tokenizer, ...) are imported on first use. Plugins import
+from `tokcore.api`, the declared plugin API, which holds these names and the rest of what a
+plugin subclasses or calls.
 """
 
 from __future__ import annotations
@@ -13,27 +15,11 @@ from tokcore import registry
 from tokcore._version import __version__
 from tokcore.errors import ConfigError, InputError, PluginLoadError, RegistryError, TokcoreError
 
-_LAZY = {
-    "Encoder": "tokcore.interfaces",
-    "Decoder": "tokcore.interfaces",
-    "Quantizer": "tokcore.interfaces",
-    "Loss": "tokcore.interfaces",
-    "Trainer": "tokcore.interfaces",
-    "DiscreteEncoder": "tokcore.interfaces",
-    "DiscreteDecoder": "tokcore.interfaces",
-    "FitTrainer": "tokcore.interfaces",
-    "QuantizerOutput": "tokcore.interfaces",
-    "LossOutput": "tokcore.interfaces",
-    "StepOutput": "tokcore.interfaces",
-    "Modality": "tokcore.interfaces.modality",
-    "Dataset": "tokcore.interfaces.data",
-    "Tokenizer": "tokcore.tokenizer",
-    "Tokens": "tokcore.interfaces",
-    "build_tokenizer": "tokcore.tokenizer",
-    "hookimpl": "tokcore.registry.hookspecs",
-    "load_tokenizer": "tokcore.run.load",
-    "TokenStore": "tokcore.tokens.store",
-}
+# The torch-based public names, each imported on first use. They are the same objects as
+# `tokcore.api`'s (which says where each lives), so the two can never disagree.
+_LAZY = ("Encoder", "Decoder", "Quantizer", "Loss", "Trainer", "DiscreteEncoder", "DiscreteDecoder", "FitTrainer",
+         "QuantizerOutput", "LossOutput", "StepOutput", "Modality", "Dataset", "Tokenizer", "Tokens",
+         "build_tokenizer", "hookimpl", "load_tokenizer", "TokenStore")
 
 __all__ = ["registry", "__version__", "TokcoreError", "ConfigError", "InputError", "RegistryError",
            "PluginLoadError", *_LAZY]
@@ -41,7 +27,7 @@ __all__ = ["registry", "__version__", "TokcoreError", "ConfigError", "InputError
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module("tokcore.api"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'tokcore' has no attribute '{name}'")

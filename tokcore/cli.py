@@ -188,39 +188,41 @@ def cmd_decode(args: argparse.Namespace) -> int:
 BUILTIN: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
 
-def _builtin(name: str, help: str) -> Callable:
+def _builtin(name: str, run: Callable[[argparse.Namespace], int], help: str) -> Callable:
+    """Register the built-in command `name`, done by `run(args)`; the decorated function adds
+    its arguments to the command's parser."""
     def wrap(configure: Callable[[argparse.ArgumentParser], None]) -> Callable:
-        BUILTIN[name] = (help, configure, globals()[f"cmd_{name}"])
+        BUILTIN[name] = (help, configure, run)
         return configure
     return wrap
 
 
-@_builtin("plugins", "installed plugin distributions, their components and whether they load")
+@_builtin("plugins", cmd_plugins, "installed plugin distributions, their components and whether they load")
 def _plugins_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--check", action="store_true", help="import every component; exit 1 if any fails")
 
 
-@_builtin("list", "registered components (from package metadata; imports nothing)")
+@_builtin("list", cmd_list, "registered components (from package metadata; imports nothing)")
 def _list_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("kind", nargs="?", help="encoder(s), quantizer(s), decoder(s), loss(es), ...")
     p.add_argument("pattern", nargs="?", help="fnmatch pattern on names, e.g. 'r*'")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-@_builtin("info", "the description and parameters of one component")
+@_builtin("info", cmd_info, "the description and parameters of one component")
 def _info_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("kind")
     p.add_argument("name")
 
 
-@_builtin("config", "print the fully resolved config")
+@_builtin("config", cmd_config, "print the fully resolved config")
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, metavar="FILE")
     p.add_argument("overrides", nargs="*", metavar="key.path=value")
 
 
-@_builtin("train", "train a tokenizer from a config")
+@_builtin("train", cmd_train, "train a tokenizer from a config")
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, metavar="FILE")
     p.add_argument("overrides", nargs="*", metavar="key.path=value")
@@ -230,7 +232,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="build everything, run one batch, print the plan")
 
 
-@_builtin("tokenize", "tokens for every sample of a dataset, into a resumable token store")
+@_builtin("tokenize", cmd_tokenize, "tokens for every sample of a dataset, into a resumable token store")
 def _tokenize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory or a checkpoint directory")
     p.add_argument("--output", required=True, metavar="DIR", help="the token store (resumed if a run was cut short)")
@@ -252,7 +254,7 @@ def _tokenize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-@_builtin("decode", "decode a token store back to files (images, videos, trajectories, .npy)")
+@_builtin("decode", cmd_decode, "decode a token store back to files (images, videos, trajectories, .npy)")
 def _decode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="the tokenizer that made the tokens")
     p.add_argument("--tokens", required=True, metavar="DIR", help="a token store")

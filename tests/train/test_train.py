@@ -256,22 +256,6 @@ def test_ranks_come_from_torchrun_or_slurm(monkeypatch):
     assert from_environment("cpu")[:3] == (2, 4, 0)
 
 
-def test_weight_decay_skips_norms_biases_and_codebooks():
-    from tokcore.train.optim import adamw
-    from tokcore.config.spec import TrainSettings
-
-    model = tokcore.build_tokenizer({"encoder": {"name": "conv1d", "in_channels": 2, "out_dim": 3, **CONV},
-                                     "quantizer": {"name": "vq", "dim": 3, "codebook_size": 8, "codebook_learning": "loss"},
-                                     "decoder": {"name": "conv1d", "in_dim": 3, "out_channels": 2, **CONV}})
-    named = list(model.named_parameters())
-    opt = adamw(named, TrainSettings(weight_decay=0.05))
-    decayed = {id(p) for p in opt.param_groups[0]["params"]}
-    assert opt.param_groups[0]["weight_decay"] == 0.05 and opt.param_groups[1]["weight_decay"] == 0.0
-    for name, p in named:
-        no_decay = p.ndim < 2 or name.startswith("quantizer.")
-        assert (id(p) not in decayed) == no_decay, name
-
-
 class WithCritic(tokcore.Trainer):
     """A two-optimizer trainer: the model reconstructs, a small critic learns to score
     reconstructions (the shape of a GAN trainer, without the adversarial term)."""

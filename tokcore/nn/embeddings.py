@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,8 @@ def sincos_2d(height: int, width: int, dim: int, scale: tuple[float, float] = (1
 class LearnedPosEmbed1d(nn.Module):
     """A learned embedding for each of up to `max_len` positions, added to `(B, L, D)`."""
 
+    no_weight_decay: ClassVar[tuple[str, ...]] = ("weight",)  # a position table, not a weight matrix
+
     def __init__(self, max_len: int, dim: int):
         super().__init__()
         self.max_len = max_len
@@ -52,6 +55,8 @@ class PosEmbed2d(nn.Module):
     `learned=True`: a parameter (initialized with sinusoids), bicubically interpolated.
     `learned=False`: fixed sinusoids evaluated at positions scaled to the built grid's range.
     """
+
+    no_weight_decay: ClassVar[tuple[str, ...]] = ("weight",)  # a position table, not a weight matrix
 
     def __init__(self, grid: tuple[int, int], dim: int, learned: bool = True):
         super().__init__()

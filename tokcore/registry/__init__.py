@@ -381,12 +381,6 @@ def scope(*, fresh: bool = False) -> Iterator[Registry]:
         _current = saved
 
 
-def reset() -> None:
-    """Forget what was discovered (after installing or removing a plugin in-process)."""
-    global _current
-    _current = None
-
-
 # Module-level API: tokcore.registry.list("quantizer"), tokcore.registry.build(...), ...
 def kinds() -> tuple[str, ...]:
     return KINDS

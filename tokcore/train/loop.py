@@ -41,7 +41,7 @@ from tokcore.tokenizer import Tokenizer
 from tokcore.train.build import build_parts, prepare_run_dir, seed_everything
 from tokcore.train.evaluate import evaluate
 from tokcore.train.log import MetricsLog
-from tokcore.train.optim import WeightEMA, adamw, learning_rate
+from tokcore.train.optim import WeightEMA, adamw, learning_rate, no_weight_decay
 from tokcore.train.sampler import StepBatchSampler
 
 
@@ -83,9 +83,8 @@ class TrainingRun:
         self.model.to(ctx.device)
         self.trainer.to(ctx.device)
         self.ema = WeightEMA(self.model, s.ema_decay) if s.ema_decay else None
-        named = dict(self.model.named_parameters()) | {f"trainer.{k}": v for k, v in self.trainer.named_parameters()}
-        by_id = {id(p): n for n, p in named.items()}
-        self.optimizers = {name: adamw([(by_id[id(p)], p) for p in params], s)
+        exempt = no_weight_decay(self.model, self.trainer)  # codebooks, position tables: declared by their modules
+        self.optimizers = {name: adamw(params, s, exempt)
                            for name, params in self.trainer.optimizer_params(self.model).items()}
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=s.precision == "fp16")
         self.start_step, self.best = 0, {"value": None, "step": None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Collection, Iterable
 
 import torch
 from torch import nn
@@ -11,14 +12,35 @@ from torch import nn
 from tokcore.config.spec import TrainSettings
 
 
-def _no_decay(name: str, p: nn.Parameter) -> bool:
-    """Norm scales, biases, embeddings and codebooks are not weight-decayed."""
-    return p.ndim < 2 or "quantizer." in name or "embed" in name or name.endswith("pos")
+def no_weight_decay(*modules: nn.Module) -> set[int]:
+    """The ids of the parameters that components declare as not weight-decayed.
+
+    A component (any `nn.Module` in the tree: a quantizer, a position embedding, a plugin's
+    block) lists them in a class attribute `no_weight_decay: ClassVar[tuple[str, ...]]`,
+    names relative to that module, e.g. `("embed",)` for a VQ codebook. A declared name that
+    is not a parameter of the instance (a codebook kept as an EMA buffer, a fixed sinusoidal
+    table) is skipped.
+    """
+    ids: set[int] = set()
+    for root in modules:
+        for module in root.modules():
+            for name in getattr(type(module), "no_weight_decay", ()):
+                try:
+                    ids.add(id(module.get_parameter(name)))
+                except AttributeError:
+                    continue
+    return ids
 
 
-def adamw(named: list[tuple[str, nn.Parameter]], s: TrainSettings) -> torch.optim.AdamW:
-    decay = [p for n, p in named if not _no_decay(n, p)]
-    rest = [p for n, p in named if _no_decay(n, p)]
+def adamw(params: Iterable[nn.Parameter], s: TrainSettings, exempt: Collection[int] = frozenset()
+          ) -> torch.optim.AdamW:
+    """AdamW with `s.weight_decay` on matrices and kernels (`p.dim() >= 2`, as nanoGPT decides)
+    except the parameters whose ids are in `exempt` (see `no_weight_decay`); norm scales,
+    biases and other vectors are never decayed. A rule by dimension cannot miss a new layer,
+    as a rule by parameter name does."""
+    decay, rest = [], []
+    for p in params:
+        (decay if p.dim() >= 2 and id(p) not in exempt else rest).append(p)
     groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": rest, "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=s.lr, betas=tuple(s.betas))
 

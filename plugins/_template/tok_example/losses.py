@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from tokcore import Loss, LossOutput
-from tokcore.builtins.losses import masked_mean
+from tokcore.api import Loss, LossOutput, masked_mean
 
 
 class CharbonnierLoss(Loss):

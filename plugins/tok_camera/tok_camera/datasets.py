@@ -2,7 +2,7 @@
 
 Every dataset yields clips of camera-to-world poses `(frames, 4, 4)` in the OpenCV camera
 convention as `{"key", "input", "meta"}` samples; the train/val split is
-`tokcore.builtins.datasets.split_indices` over clips (deterministic for a given `split_seed`).
+`tokcore.api.split_indices` over clips (deterministic for a given `split_seed`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ import torch
 
 from tok_camera.geometry import CONVENTIONS, euler_zyx_to_matrix, quaternion_to_matrix
 from tok_camera.synthetic import CameraParams, camera_clip
-from tokcore.interfaces.data import Dataset
-from tokcore.builtins.datasets import split_indices
-from tokcore.errors import ConfigError
+from tokcore.api import ConfigError, Dataset, split_indices
 
 
 class CameraSynthetic(Dataset):

@@ -107,15 +107,6 @@ def trajectory_errors(recon: Tensor, target: Tensor, align_scale: bool = False) 
     return {"ate": ate, "rte": rte, "rre_deg": rre, "rot_deg": rot}
 
 
-def orthonormalize(r: Tensor) -> Tensor:
-    """The nearest rotation matrices (SVD), for poses read from text with few digits."""
-    u, _, vh = torch.linalg.svd(r)
-    d = torch.sign(torch.linalg.det(u @ vh))
-    fix = torch.ones(*r.shape[:-2], 3, dtype=r.dtype)
-    fix[..., 2] = d
-    return u @ torch.diag_embed(fix) @ vh
-
-
 def euler_zyx_to_matrix(yaw: Tensor, pitch: Tensor, roll: Tensor) -> Tensor:
     """R = Rz(yaw) Ry(pitch) Rx(roll) (MRPT's and ROS's yaw-pitch-roll), `(..., 3, 3)`."""
     cy, sy, cp, sp, cr, sr = yaw.cos(), yaw.sin(), pitch.cos(), pitch.sin(), roll.cos(), roll.sin()

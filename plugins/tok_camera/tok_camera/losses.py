@@ -8,8 +8,7 @@ import torch
 from torch import Tensor
 
 from tok_camera.modality import rotation_from_6d
-from tokcore.interfaces import Loss, LossOutput
-from tokcore.builtins.losses import masked_mean
+from tokcore.api import Loss, LossOutput, masked_mean
 
 
 def _geodesic(pred6: Tensor, target6: Tensor) -> Tensor:

@@ -13,8 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from tokcore.errors import InputError
-from tokcore.interfaces.modality import Modality, write_array_samples
+from tokcore.api import InputError, Modality, write_array_samples
 
 
 def rotation_to_6d(r: Tensor) -> Tensor:

@@ -5,12 +5,12 @@
 Steps: load the tokenizer from the run (`tokcore.load_tokenizer`), build the run's dataset
 with `split: val`, tokenize every clip, decode the tokens, and measure the reconstruction
 (ATE after rigid alignment, RTE, RRE, per-frame rotation error). The baseline is a DCT along
-time over the same clips, with exactly the tokenizer's bits per clip (`tokcore.metrics.codecs`):
+time over the same clips, with exactly the tokenizer's bits per clip (`tokcore.api.DCTCodec`):
 each clip relative to its first frame as rotation vector + translation (6 channels), its
 (keep, bits) split chosen on the training split. Writes `<output>/metrics.json`,
 `<output>/camera_val.png`; the tokens are in the roundtrip's token store.
 
-Tokens and reconstructions come from the real pipeline (`tokcore.tokens.roundtrip`): the
+Tokens and reconstructions come from the real pipeline (`tokcore.api.roundtrip`): the
 `tokcore tokenize` job writes `<run>/roundtrip-<split>/tokens`, the `tokcore decode` job
 `<run>/roundtrip-<split>/decoded`; finished ones are reused.
 """
@@ -24,9 +24,7 @@ import numpy as np
 import torch
 
 from tok_camera.geometry import matrix_to_rotvec, relative_to_first, rotvec_to_matrix, trajectory_errors
-from tokcore.metrics.codecs import DCTCodec
-from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits, usage_line
-from tokcore.train.evaluate import codebook_usage
+from tokcore.api import DCTCodec, codebook_usage, report_inputs, save_report, token_bits, usage_line
 
 MM = 1000.0
 

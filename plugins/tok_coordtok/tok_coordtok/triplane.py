@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tokcore.interfaces import Decoder
+from tokcore.api import Decoder
 
 
 class TriplaneDecoder(Decoder):

@@ -11,9 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from tokcore.interfaces.data import Dataset
-from tokcore.builtins.datasets import split_indices
-from tokcore.errors import ConfigError
+from tokcore.api import ConfigError, Dataset, split_indices
 
 from tok_depth.readers import clean_depth, disparity_to_depth, read_depth
 from tok_depth.resize import center_crop, masked_resize, resize_shorter, valid_depth

@@ -9,8 +9,7 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
-from tokcore.errors import InputError
-from tokcore.interfaces.modality import Modality, write_array_samples
+from tokcore.api import InputError, Modality, write_array_samples
 
 from tok_depth.metrics import depth_metrics
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tokcore.runtime.io import atomic_write_figure
+from tokcore.api import atomic_write_figure
 
 
 def plot_depth(target: np.ndarray, recon: np.ndarray, valid: np.ndarray, path: Path, max_images: int = 6,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tokcore.errors import InputError
+from tokcore.api import InputError
 
 
 def clean_depth(depth: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
     tokcore depth-report --run runs/depth-quick
 
-Steps: `split` of the run's dataset goes through the real pipeline (`tokcore.tokens.roundtrip`:
+Steps: `split` of the run's dataset goes through the real pipeline (`tokcore.api.roundtrip`:
 the `tokcore tokenize` job into `<run>/roundtrip-<split>/tokens`, the `tokcore decode` job
 into `<run>/roundtrip-<split>/decoded`; finished ones are reused), and the decoded depths are
 scored against the inputs on valid pixels only (AbsRel, RMSE, log RMSE, delta < 1.25^k).
@@ -25,8 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits
-from tokcore.train.evaluate import codebook_usage
+from tokcore.api import codebook_usage, report_inputs, save_report, token_bits
 
 
 class GridLogDepthCodec:

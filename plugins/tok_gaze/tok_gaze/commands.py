@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import tokcore
-from tokcore.registry.hooks import register_report_command
+from tokcore.api import register_report_command
 
 
 @tokcore.hookimpl

@@ -2,7 +2,7 @@
 
 Every dataset yields clips `(frames, 2)` of normalized image coordinates (x right, y down),
 NaN on invalid frames, as `{"key", "input", "meta"}` samples; the train/val split is
-`tokcore.builtins.datasets.split_indices` over clips (deterministic for a given `split_seed`).
+`tokcore.api.split_indices` over clips (deterministic for a given `split_seed`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ import numpy as np
 import torch
 
 from tok_gaze.synthetic import GazeParams, gaze_clip
-from tokcore.interfaces.data import Dataset
-from tokcore.builtins.datasets import split_indices
-from tokcore.errors import ConfigError
+from tokcore.api import ConfigError, Dataset, split_indices
 
 
 class GazeSynthetic(Dataset):

@@ -8,8 +8,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from tokcore.errors import InputError
-from tokcore.interfaces.modality import Modality, write_array_samples
+from tokcore.api import InputError, Modality, write_array_samples
 
 
 def angular_error_deg(a: Tensor, b: Tensor, fov: Sequence[float]) -> Tensor:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tokcore.runtime.io import atomic_write_figure
+from tokcore.api import atomic_write_figure
 
 
 def plot_gaze(target: np.ndarray, recon: np.ndarray, path: Path, extra: dict[str, np.ndarray] | None = None,

@@ -6,11 +6,11 @@ Steps: load the tokenizer from the run (`tokcore.load_tokenizer`), build the run
 with `split: val`, tokenize every clip, decode the tokens, and measure the error over valid
 frames (normalized image units, and degrees of visual angle when the modality records a
 field of view). The baseline is a DCT along time over x and y with exactly the tokenizer's
-bits per clip (`tokcore.metrics.codecs`), invalid frames filled by linear interpolation first, its
+bits per clip (`tokcore.api.DCTCodec`), invalid frames filled by linear interpolation first, its
 (keep, bits) split chosen on the training split. Writes `<output>/metrics.json`,
 `<output>/gaze_val.png`; the tokens are in the roundtrip's token store.
 
-Tokens and reconstructions come from the real pipeline (`tokcore.tokens.roundtrip`): the
+Tokens and reconstructions come from the real pipeline (`tokcore.api.roundtrip`): the
 `tokcore tokenize` job writes `<run>/roundtrip-<split>/tokens`, the `tokcore decode` job
 `<run>/roundtrip-<split>/decoded`; finished ones are reused.
 """
@@ -23,9 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokcore.metrics.codecs import DCTCodec
-from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits, usage_line
-from tokcore.train.evaluate import codebook_usage
+from tokcore.api import DCTCodec, codebook_usage, report_inputs, save_report, token_bits, usage_line
 
 from tok_gaze.modality import interpolate_gaps
 

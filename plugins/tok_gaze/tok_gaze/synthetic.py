@@ -125,12 +125,3 @@ def gaze_clip(frames: int, rng: np.random.Generator, p: GazeParams = GazeParams(
         xy[(t >= start) & (t < start + length)] = np.nan
     xy[rng.random(frames) < p.dropout_probability] = np.nan
     return np.clip(xy, 0.0, 1.0).astype(np.float32)
-
-
-def gaze_clips(num_clips: int, frames: int = 60, seed: int = 0, params: GazeParams = GazeParams(),
-               indices: Sequence[int] | None = None) -> np.ndarray:
-    """Clips `(n, frames, 2)`: clip i from the stream `default_rng([seed, i])`, for i in
-    `indices` (default: all of range(num_clips))."""
-    idx = range(num_clips) if indices is None else indices
-    return np.stack([gaze_clip(frames, np.random.default_rng([seed, int(i)]), params) for i in idx]) \
-        if len(idx) else np.zeros((0, frames, 2), np.float32)

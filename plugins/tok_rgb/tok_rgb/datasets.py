@@ -4,7 +4,7 @@ Each yields `{"key", "input", "meta"}` samples: images `(3, H, W)`, video clips
 `(3, T, H, W)`, uint8 (float32 for float .npy pictures), in the view chosen by
 `tok_rgb.views` (shorter side resized, cropped top/center/bottom/random, optionally
 flipped) and recorded in `meta`. The view of sample i depends only on `seed` and i. Files,
-not clips, are assigned to the train/val split (`tokcore.builtins.datasets.split_indices`), so no
+not clips, are assigned to the train/val split (`tokcore.api.split_indices`), so no
 video is in both. A file that cannot be read fails when its sample is loaded, not when the
 dataset is built, so `tokcore tokenize` records it and goes on.
 """
@@ -22,9 +22,7 @@ import torch
 from tok_rgb.images import IMAGE_SUFFIXES, decode_image, read_image
 from tok_rgb.video import VIDEO_SUFFIXES, VideoInfo, probe, import_decord, read_frames, read_frames_decord, sample_indices, source_frame
 from tok_rgb.views import Crop, Flip, ViewSpec, apply_view
-from tokcore.interfaces.data import Dataset
-from tokcore.builtins.datasets import split_indices
-from tokcore.errors import ConfigError, InputError
+from tokcore.api import ConfigError, Dataset, InputError, split_indices
 
 Split = Literal["train", "val", "all"]
 

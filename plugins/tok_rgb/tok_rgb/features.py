@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from tokcore.errors import ConfigError
+from tokcore.api import ConfigError
 
 
 class _ConvStack(nn.Module):

@@ -8,9 +8,7 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
-from tokcore.errors import ConfigError
-from tokcore.interfaces import Loss, LossOutput
-from tokcore.builtins.losses import ReconstructionLoss
+from tokcore.api import ConfigError, Loss, LossOutput, ReconstructionLoss
 
 
 class PerceptualLoss(Loss):

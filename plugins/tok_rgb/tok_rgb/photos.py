@@ -8,8 +8,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 import torch
 
-from tokcore.interfaces.data import Dataset
-from tokcore.errors import ConfigError
+from tokcore.api import ConfigError, Dataset
 
 
 def _gray_to_rgb(image: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
     tokcore rgb-report --run runs/rgb-quick [--split val]
 
-Steps: the split goes through the real pipeline (`tokcore.tokens.roundtrip`: the `tokcore
+Steps: the split goes through the real pipeline (`tokcore.api.roundtrip`: the `tokcore
 tokenize` job into `<run>/roundtrip-<split>/tokens`, `tokcore decode` into `.../decoded`),
 then PSNR, SSIM and (when its weights are installed) LPIPS are measured against the inputs for
 
@@ -28,9 +28,7 @@ from PIL import Image
 
 from tok_rgb.codecs import Coded, bicubic, jpeg_at_bpp
 from tok_rgb.metrics import image_metrics
-from tokcore.runtime.io import atomic_write_bytes
-from tokcore.tokens.roundtrip import report_inputs, save_report, token_bits
-from tokcore.train.evaluate import codebook_usage
+from tokcore.api import atomic_write_bytes, codebook_usage, report_inputs, save_report, token_bits
 
 
 def read_image(path: Path) -> np.ndarray:

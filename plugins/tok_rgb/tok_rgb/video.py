@@ -19,8 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from tokcore.errors import ConfigError
-from tokcore.runtime.io import atomic_write_bytes
+from tokcore.api import ConfigError, atomic_write_bytes
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ogv")
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tokcore.errors import ConfigError
+from tokcore.api import ConfigError
 
 CROPS = ("top", "center", "bottom", "random")
 FLIPS = ("none", "horizontal", "random")

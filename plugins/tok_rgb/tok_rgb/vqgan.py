@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tokcore.interfaces import StepOutput
-from tokcore.builtins.trainers import VQVAETrainer
+from tokcore.api import StepOutput, VQVAETrainer
 from tok_rgb.discriminator import PatchDiscriminator
 
 

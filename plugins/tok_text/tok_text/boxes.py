@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tokcore.errors import InputError
+from tokcore.api import InputError
 
 _COORD = re.compile(r"v([0-3])\s*=\s*(\d+)")
 

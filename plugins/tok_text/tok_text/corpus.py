@@ -32,7 +32,7 @@ import zlib
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from tokcore.runtime.io import atomic_write_text
+from tokcore.api import atomic_write_text
 
 VERSION = 1  # bump when the extraction changes, so caches are rebuilt
 SOURCES = ("docstrings", "topics", "docs")

@@ -8,9 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from tokcore.interfaces.data import Dataset
-from tokcore.builtins.datasets import split_indices
-from tokcore.errors import ConfigError, InputError
+from tokcore.api import ConfigError, Dataset, InputError, split_indices
 
 from tok_text import corpus
 

@@ -6,9 +6,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from tokcore.errors import InputError
-from tokcore.runtime.io import atomic_write_text
-from tokcore.interfaces.modality import Modality
+from tokcore.api import InputError, Modality, atomic_write_text
 
 
 class TextModality(Modality):

@@ -8,8 +8,7 @@ from typing import Any, Iterable, Iterator
 from tokenizers import Tokenizer
 from tokenizers.trainers import WordPieceTrainer as _LibraryTrainer
 
-from tokcore.errors import ConfigError
-from tokcore.interfaces import FitTrainer
+from tokcore.api import ConfigError, FitTrainer
 
 from tok_text.vocabulary import (PREFIX, UNK, Normalizer, PreTokenizer, Wrap, new_pipeline, normalized_text,
                                  read_vocabulary, set_template, special_tokens)

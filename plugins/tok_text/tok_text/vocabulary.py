@@ -15,7 +15,7 @@ import torch
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
-from tokcore.errors import ConfigError
+from tokcore.api import ConfigError
 
 PAD, UNK, MASK = "[PAD]", "[UNK]", "[MASK]"
 WRAPS = {"cls_sep": ("[CLS]", "[SEP]"), "bos_eos": ("[SOS]", "[EOS]"), "none": ()}

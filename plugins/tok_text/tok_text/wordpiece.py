@@ -10,8 +10,7 @@ import torch
 from tokenizers import Tokenizer
 from torch import Tensor
 
-from tokcore.errors import TokcoreError
-from tokcore.interfaces import DiscreteDecoder, DiscreteEncoder, Tokens
+from tokcore.api import DiscreteDecoder, DiscreteEncoder, TokcoreError, Tokens
 
 from tok_text.vocabulary import PAD, UNK, from_tensor, read_vocabulary, to_tensor
 
@@ -166,7 +165,7 @@ def from_vocabulary(path: str, *, lowercase: bool = True, strip_accents: bool | 
     """A tokcore Tokenizer from an existing vocabulary, without training: a tokenizers JSON
     file, or a BERT vocab.txt read with `lowercase`, `strip_accents` and `wrap`. (To get a
     checkpoint directory for `tokcore tokenize`, run `tokcore train` with `trainer.vocab`.)"""
-    from tokcore.tokenizer import build_tokenizer
+    from tokcore.api import build_tokenizer
 
     tok = read_vocabulary(path, lowercase=lowercase, strip_accents=strip_accents, wrap=wrap)
     model = build_tokenizer({"encoder": {"name": "wordpiece", "max_length": max_length}, "decoder": {"name": "wordpiece"}},

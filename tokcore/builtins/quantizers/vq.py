@@ -15,7 +15,7 @@ All of it runs in fp32 with autocast off; the output is cast back to the input's
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +67,7 @@ class VQ(Quantizer):
     """
 
     example_config = {"dim": 16, "codebook_size": 64}  # tiny, for the contract kit
+    no_weight_decay: ClassVar[tuple[str, ...]] = ("embed",)  # the codebook, when learned by the loss
 
     def __init__(
         self,

@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tokcore.errors import ConfigError
-from tokcore.interfaces import Decoder
+from tokcore.api import ConfigError, Decoder
 from tokcore.nn.shapes import check_layout, divide
 from tok_rgb.diffusion.schedule import PREDICTIONS, Prediction, ddim_sample
 

@@ -7,8 +7,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from tokcore.errors import ConfigError
-from tokcore.interfaces import StepOutput, Trainer
+from tokcore.api import ConfigError, StepOutput, Trainer
 from tok_rgb.diffusion.decoder import DiVAEDecoder
 from tok_rgb.diffusion.schedule import add_noise, prediction_target
 
