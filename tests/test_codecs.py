@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tokcore.metrics.codecs import DCTCodec, dct_matrix
+from tokcore.metrics.codecs import DCTCodec
+from tokcore.nn.lowpass import dct_matrix
 
 
 def test_dct_matrix_is_orthonormal_and_matches_the_dct_ii_formula():

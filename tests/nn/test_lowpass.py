@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tokcore import registry
-from tokcore.metrics.codecs import dct_matrix
+from tokcore.nn.lowpass import dct_matrix
 from tokcore.nn.lowpass import DCTLowpass, dct_basis
 
 

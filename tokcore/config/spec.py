@@ -32,7 +32,7 @@ class TrainSettings:
         min_lr: learning rate at the end of the cosine schedule.
         warmup_steps: linear warmup from 0 to lr.
         schedule: "cosine" (after warmup, down to min_lr) or "constant".
-        weight_decay: AdamW weight decay; never applied to norms, biases, embeddings or codebooks.
+        weight_decay: AdamW weight decay; applied to matrices and kernels (p.dim() >= 2) except what a component declares in `no_weight_decay` (codebooks, position tables).
         betas: AdamW betas.
         clip_grad: max global gradient norm, or None for no clipping.
         precision: "fp32", "bf16" (autocast) or "fp16" (autocast with a gradient scaler).

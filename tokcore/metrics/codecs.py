@@ -14,14 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-
-def dct_matrix(n: int) -> np.ndarray:
-    """The orthonormal DCT-II matrix `(n, n)`: coefficients = D @ signal, signal = D.T @ coefficients."""
-    k = np.arange(n)[:, None]
-    t = np.arange(n)[None, :]
-    d = np.cos(np.pi * (t + 0.5) * k / n) * np.sqrt(2.0 / n)
-    d[0] /= np.sqrt(2.0)
-    return d
+from tokcore.nn.lowpass import dct_matrix
 
 
 class DCTCodec:

@@ -9,10 +9,18 @@ DCT-II matrix), so gradients pass through it unchanged in the kept subspace.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from tokcore.metrics.codecs import dct_matrix
+
+def dct_matrix(n: int) -> np.ndarray:
+    """The orthonormal DCT-II matrix `(n, n)`: coefficients = D @ signal, signal = D.T @ coefficients."""
+    k = np.arange(n)[:, None]
+    t = np.arange(n)[None, :]
+    d = np.cos(np.pi * (t + 0.5) * k / n) * np.sqrt(2.0 / n)
+    d[0] /= np.sqrt(2.0)
+    return d
 
 
 def dct_basis(frames: int, keep: int, dtype: torch.dtype = torch.float32) -> Tensor:
