@@ -20,7 +20,7 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
     modality's `write_decoded` at `output/<key>` (plus suffix), undoing a per-sample
     normalization with the side information in the samples' metadata. Returns (samples, files)."""
     from tokcore.run.load import load_tokenizer
-    from tokcore.interfaces.modality import write_array
+    from tokcore.runtime.device import resolve_device
     from tokcore.tokens.tokenize import weights_file
     from tokcore.tokens.store import sha256_file
     from tokcore.tokenizer import Tokens
@@ -31,12 +31,13 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
     if sha256_file(weights_file(ckpt)) != store.manifest["weights_sha256"]:
         raise TokcoreError(f"{tokens} was made by another tokenizer ({store.manifest['checkpoint']}); decode it "
                            "with that checkpoint")
-    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-    tok = load_tokenizer(ckpt, device=dev)
+    tok = load_tokenizer(ckpt, device=resolve_device(device))
     if tok.modality is not None:
         write = tok.modality.write_decoded
     else:
         def write(x, path, meta):  # no modality: the raw array
+            from tokcore.interfaces.modality import write_array
+
             return write_array(x, path)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,8 @@ from torch.utils.data import DataLoader
 from tokcore.interfaces.data import GuardedDataset, sample_key
 from tokcore.errors import ConfigError, InputError, TokcoreError
 from tokcore.runtime.io import atomic_write_json
-from tokcore.runtime.launch import autocast, launched, spawn
+from tokcore.runtime.device import autocast
+from tokcore.runtime.launch import launched, spawn
 from tokcore.interfaces.modality import SIDE_KEY, normalize_with
 from tokcore.tokens.store import (FORMAT, JOB, MANIFEST, SHARDS, list_shards, read_shard_index, sha256_file,
                                   shard_is_intact, token_dtype)

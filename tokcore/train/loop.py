@@ -30,7 +30,7 @@ from tokcore.config import dump
 from tokcore.interfaces.data import GuardedDataset
 from tokcore.errors import ConfigError, TokcoreError
 from tokcore.runtime.io import atomic_write_text
-from tokcore.runtime.launch import autocast as mixed_precision
+from tokcore.runtime.device import autocast as mixed_precision
 from tokcore.interfaces.modality import write_array_samples
 from tokcore.tokenizer import Tokenizer, build_tokenizer
 from tokcore.run import checkpoint as ckpt
