@@ -35,6 +35,7 @@ from tokcore.errors import ConfigError, InputError, TokcoreError
 from tokcore.runtime.io import atomic_write_json
 from tokcore.runtime.device import autocast
 from tokcore.runtime.launch import launched, spawn
+from tokcore.runtime.progress import Progress
 from tokcore.interfaces.modality import SIDE_KEY, normalize_with
 from tokcore.tokens.store import (FORMAT, JOB, MANIFEST, SHARDS, list_shards, read_shard_index, sha256_file,
                                   shard_is_intact, token_dtype)
@@ -237,34 +238,6 @@ def _stack(xs: list[Any], group: Any) -> Any:
     return list(xs) if group == "objects" else torch.stack(xs)
 
 
-# -- progress ------------------------------------------------------------------------------------------
-class Progress:
-    """A tqdm bar (samples/s, ETA) on a terminal; a line every `every_s` seconds otherwise."""
-
-    def __init__(self, total: int, enabled: bool, every_s: float = 30.0):
-        self.total, self.enabled, self.every_s = total, enabled, every_s
-        self.n, self.start, self.last = 0, time.time(), time.time()
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="sample", desc="tokenize", dynamic_ncols=True, smoothing=0.1)
-
-    def update(self, n: int) -> None:
-        self.n += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.enabled and time.time() - self.last >= self.every_s:
-            self.last = time.time()
-            rate = self.n / max(self.last - self.start, 1e-9)
-            eta = (self.total - self.n) / rate if rate > 0 else float("inf")
-            print(f"tokenize: {self.n}/{self.total} samples, {rate:.1f}/s, ETA {eta:.0f}s", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 # -- encoding ------------------------------------------------------------------------------------------
 def encode_group(tok: Any, x: Tensor, amp: Any) -> list[np.ndarray]:
     """Token arrays of a stacked group, one per sample (valid tokens only when masked)."""
@@ -362,7 +335,7 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary
         writer = ShardWriter(out / SHARDS, f"rank{ctx.rank}", dtype, max_samples=opts.shard_samples,
                              max_bytes=opts.shard_bytes)
         amp = autocast(ctx.device, opts.precision)
-        progress = Progress(len(pending), ctx.is_main and opts.progress)
+        progress = Progress(len(pending), ctx.is_main and opts.progress, desc="tokenize", unit="sample")
         try:
             for batch in stream:
                 for f in batch["failed"]:
