@@ -40,6 +40,7 @@ from tokcore.interfaces.modality import SIDE_KEY, normalize_with
 from tokcore.tokens.store import (FORMAT, JOB, MANIFEST, SHARDS, list_shards, read_shard_index, sha256_file,
                                   shard_is_intact, token_dtype)
 from tokcore.tokens.writer import ShardWriter
+from tokcore.registry.params import plain
 
 LONG_TIMEOUT_S = 7 * 24 * 3600.0  # ranks wait for the slowest one at the end
 
@@ -156,21 +157,6 @@ def make_job(checkpoint: str | Path, overrides: Sequence[str] = (), *, latent_dt
 
 
 # -- data side (runs in DataLoader workers) ---------------------------------------------------------
-def plain(value: Any) -> Any:
-    """Metadata as JSON values."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, (np.ndarray, Tensor)):
-        return plain(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
 class Prepare:
     """Collate for tokenize: group samples by shape, validate, stack and normalize.
 
