@@ -9,22 +9,15 @@ tensors, through `forward`, which training uses. A tokenizer whose encoder is a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from tokcore.errors import ConfigError
-from tokcore.interfaces import Decoder, DiscreteDecoder, DiscreteEncoder, Encoder, Quantizer, QuantizerOutput, Tokens
+from tokcore.interfaces import (Decoder, DiscreteDecoder, DiscreteEncoder, Encoder, Quantizer, TokenizerOutput, Tokens,
+                                bits_per_token)
 from tokcore.interfaces.modality import Modality, denormalize_with, normalize_with
-
-
-@dataclass
-class TokenizerOutput:
-    recon: Tensor  # normalized space, the decoder's output
-    quant: QuantizerOutput
-    latents: Tensor  # the encoder's output, before quantization
 
 
 class Tokenizer(nn.Module):
@@ -84,9 +77,7 @@ class Tokenizer(nn.Module):
 
     @property
     def bits_per_token(self) -> float:
-        if self.quantizer is not None:
-            return self.quantizer.bits_per_token
-        return math.prod(self.index_shape) * math.log2(self.codebook_size)
+        return bits_per_token(self.codebook_size if self.is_discrete else None, self.index_shape)
 
     def forward(self, x: Tensor, **cond: Any) -> TokenizerOutput:
         """Training path on a *normalized* batch."""
