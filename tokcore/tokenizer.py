@@ -1,9 +1,10 @@
 """The Tokenizer: a modality spec, an encoder, a quantizer and a decoder, composed.
 
-`encode` takes raw data (validated, then normalized with the recorded statistics) and
-returns Tokens; `decode` returns raw data. The model itself only ever sees normalized
+`encode` takes raw data (validated, then normalized with the recorded statistics, by the one
+batch preparation of `tokcore.batch`) and returns Tokens; `decode` returns raw data. The model itself only ever sees normalized
 tensors, through `forward`, which training uses. A tokenizer whose encoder is a
 `DiscreteEncoder` (a fitted vocabulary) has no quantizer: the encoder emits the tokens.
+Every tokenizer has a modality: `array`, the pass-through, when its config names none.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
+from tokcore.batch import prepare_batch
 from tokcore.errors import ConfigError
 from tokcore.interfaces import (Decoder, DiscreteDecoder, DiscreteEncoder, Encoder, Quantizer, TokenizerOutput, Tokens,
                                 bits_per_token)
-from tokcore.interfaces.modality import Modality, denormalize_with, normalize_with
+from tokcore.interfaces.modality import Modality, denormalize_with
 
 
 class Tokenizer(nn.Module):
@@ -34,7 +36,8 @@ class Tokenizer(nn.Module):
         quantizer: the bottleneck, `dim == encoder.out_dim`; None when the encoder is a
             DiscreteEncoder, which emits the tokens itself.
         decoder: maps codes back, `in_dim == quantizer.dim` (a DiscreteDecoder maps indices).
-        modality: validation and normalization of raw inputs; None means identity.
+        modality: validation and normalization of raw inputs (default: `array`, values as
+            they are).
         input_shape: the shape of one sample it was trained on (for `info`).
         config: the component configs it was built from (recorded in checkpoints).
         framewise: fold axis 2 (time) into the batch around the encoder and decoder.
@@ -48,7 +51,7 @@ class Tokenizer(nn.Module):
             raise TypeError("a Tokenizer needs a quantizer unless its encoder is a DiscreteEncoder, and then none")
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
         decoder.tie_to(encoder)
-        self.modality = modality
+        self.modality = modality if modality is not None else build_modality(None)
         self.framewise = framewise
         if input_shape is None:
             example = encoder.example_input(1)
@@ -103,27 +106,18 @@ class Tokenizer(nn.Module):
         frames = self.decoder(codes.reshape(b * t, *codes.shape[2:]), **cond)
         return frames.reshape(b, t, *frames.shape[1:]).transpose(1, 2)
 
-    def prepare(self, batch: Tensor | Mapping[str, Any]) -> Tensor:
+    def prepare(self, batch: Tensor | Mapping[str, Any]) -> Any:
         """A raw batch (a tensor, or a sample dict with "input") validated and normalized
         (`encode` also keeps the side information of a per-sample normalization)."""
-        return self._prepare(batch)[0]
-
-    def _prepare(self, batch: Tensor | Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor] | None]:
-        """`prepare`, and the per-sample side information of the normalization (or None)."""
-        x = batch["input"] if isinstance(batch, Mapping) else batch
-        if self.modality is None:
-            return x.float(), None
-        x = self.modality.validate(x, sample="batch")
-        side = self.modality.side_info(x)
-        return normalize_with(self.modality, x, side), side
+        return prepare_batch(self.modality, batch["input"] if isinstance(batch, Mapping) else batch).input
 
     @torch.inference_mode()
     def encode(self, batch: Tensor | Mapping[str, Any]) -> Tokens:
         """A raw batch to tokens; `tokens.side` carries what a per-sample normalization needs
         to be undone by `decode`."""
-        x, side = self._prepare(batch)
-        tokens = self.encode_normalized(x)
-        tokens.side = side
+        p = prepare_batch(self.modality, batch["input"] if isinstance(batch, Mapping) else batch)
+        tokens = self.encode_normalized(p.input)
+        tokens.side = p.side
         return tokens
 
     @torch.inference_mode()
@@ -148,12 +142,10 @@ class Tokenizer(nn.Module):
         if self.quantizer is None:
             with _eval(self):
                 out = self.decoder(tokens.indices, mask=tokens.mask)
-            return out if self.modality is None else self.modality.denormalize(out)
+            return self.modality.denormalize(out)
         with _eval(self):
             codes = tokens.latents if tokens.indices is None else self.quantizer.indices_to_codes(tokens.indices)
             out = self._decode(codes.to(_device(self)), **cond)
-        if self.modality is None:
-            return out
         side = None if tokens.side is None else {k: v.to(out.device) for k, v in tokens.side.items()}
         return denormalize_with(self.modality, out, side)
 
@@ -168,7 +160,7 @@ class Tokenizer(nn.Module):
         n_tokens = math.prod(grid)
         parts = {"encoder": self.encoder, "quantizer": self.quantizer, "decoder": self.decoder}
         return {
-            "modality": self.modality.config() if self.modality is not None else None,
+            "modality": self.modality.config(),
             "input_shape": list(self.input_shape),
             "token_grid": list(grid),
             "tokens_per_sample": n_tokens,
@@ -228,7 +220,7 @@ def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None
         if not isinstance(dec, DiscreteDecoder):
             raise ConfigError(f"'{names['decoder']}' decodes latents, but encoder '{names['encoder']}' emits "
                               "token indices; use a discrete decoder (one that takes indices)", key="model.decoder")
-        return Tokenizer(enc, None, dec, _build_modality(modality), input_shape, config)
+        return Tokenizer(enc, None, dec, build_modality(modality), input_shape, config)
     if isinstance(dec, DiscreteDecoder):
         raise ConfigError(f"'{names['decoder']}' takes token indices from a discrete encoder, but encoder "
                           f"'{names['encoder']}' gives latents; use a latent decoder", key="model.decoder")
@@ -240,15 +232,15 @@ def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None
                           key="model.decoder.in_dim")
     framewise = bool(model.get("framewise", False))
     config["framewise"] = framewise
-    return Tokenizer(enc, q, dec, _build_modality(modality), input_shape, config, framewise)
+    return Tokenizer(enc, q, dec, build_modality(modality), input_shape, config, framewise)
 
 
-def _build_modality(modality: Mapping[str, Any] | None) -> Modality | None:
+def build_modality(modality: Mapping[str, Any] | None) -> Modality:
+    """The modality of a config's `modality:` section; none (None, as runs saved before the
+    `array` modality record it) is the pass-through `array` modality."""
     from tokcore import registry
 
-    if modality is None:
-        return None
     try:
-        return registry.build("modality", modality)
+        return registry.build("modality", modality if modality is not None else {"name": "array"})
     except ConfigError as err:
         raise err.located(prefix="modality") from None

@@ -32,13 +32,7 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
         raise TokcoreError(f"{tokens} was made by another tokenizer ({store.manifest['checkpoint']}); decode it "
                            "with that checkpoint")
     tok = load_tokenizer(ckpt, device=resolve_device(device))
-    if tok.modality is not None:
-        write = tok.modality.write_decoded
-    else:
-        def write(x, path, meta):  # no modality: the raw array
-            from tokcore.interfaces.modality import write_array
-
-            return write_array(x, path)
+    write = tok.modality.write_decoded
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     keys = list(store)[:limit] if limit is not None else list(store)

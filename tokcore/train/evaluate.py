@@ -30,7 +30,7 @@ def evaluate(model: Tokenizer, loss: torch.nn.Module, batches: Iterable[dict[str
                 out = model(x)
             parts = {"loss": loss(out.recon.float(), x, batch.get("mask")).loss}
             parts.update({f"quantizer/{k}": v for k, v in out.quant.losses.items()})
-            if model.modality is not None and batch.get("raw") is not None:
+            if batch.get("raw") is not None:
                 recon_raw = denormalize_with(model.modality, out.recon.float(), batch.get("side"))
                 parts.update(model.modality.metrics(recon_raw, batch["raw"]))
             for k, v in parts.items():

@@ -27,14 +27,13 @@ from torch.utils.data import DataLoader
 
 from tokcore import registry
 from tokcore.config import dump
-from tokcore.interfaces.data import GuardedDataset
 from tokcore.errors import ConfigError, TokcoreError
 from tokcore.runtime.io import atomic_write_text
 from tokcore.runtime.device import autocast as mixed_precision
 from tokcore.interfaces.modality import write_array_samples
 from tokcore.tokenizer import Tokenizer, build_tokenizer
 from tokcore.run import checkpoint as ckpt
-from tokcore.batch import Collate, resize_batch, to_device
+from tokcore.batch import Collate, GuardedDataset, resize_batch, to_device
 from tokcore.runtime.distributed import Context, all_reduce_grads, all_reduce_mean, any_rank, barrier, process_group
 from tokcore.train.evaluate import evaluate
 from tokcore.train.log import MetricsLog, read_metrics
