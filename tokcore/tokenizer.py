@@ -25,12 +25,6 @@ from tokcore.interfaces.modality import Modality, denormalize_with
 class Tokenizer(nn.Module):
     """Encoder + quantizer + decoder, with the modality's normalization built in.
 
-    With `framewise`, an image encoder and decoder tokenize a video frame by frame (VIMPAC's
-    approach): a batch `(B, C, T, ...)` is folded to `(B*T, C, ...)` for the encoder, its
-    latents unfolded to `(B, T, *grid, D)`, and the decoder's frames folded back to
-    `(B, C, T, ...)`. The weights are those of the image tokenizer, named alike, so a trained
-    image tokenizer initializes a frame-wise video one (`train.init_from`).
-
     Args:
         encoder: maps normalized input to latents `(B, *grid, D)`.
         quantizer: the bottleneck, `dim == encoder.out_dim`; None when the encoder is a
@@ -40,23 +34,20 @@ class Tokenizer(nn.Module):
             they are).
         input_shape: the shape of one sample it was trained on (for `info`).
         config: the component configs it was built from (recorded in checkpoints).
-        framewise: fold axis 2 (time) into the batch around the encoder and decoder.
     """
 
     def __init__(self, encoder: Encoder, quantizer: Quantizer | None, decoder: Decoder,
                  modality: Modality | None = None, input_shape: tuple[int, ...] | None = None,
-                 config: Mapping[str, Any] | None = None, framewise: bool = False):
+                 config: Mapping[str, Any] | None = None):
         super().__init__()
         if (quantizer is None) != isinstance(encoder, DiscreteEncoder):
             raise TypeError("a Tokenizer needs a quantizer unless its encoder is a DiscreteEncoder, and then none")
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
         decoder.tie_to(encoder)
         self.modality = modality if modality is not None else build_modality(None)
-        self.framewise = framewise
         if input_shape is None:
             example = encoder.example_input(1)
-            one = tuple(example.shape[1:]) if isinstance(example, Tensor) else ()
-            input_shape = one[:1] + (1,) + one[1:] if framewise and one else one
+            input_shape = tuple(example.shape[1:]) if isinstance(example, Tensor) else ()
         self.input_shape = tuple(input_shape)
         self.config = dict(config or {})
 
@@ -82,29 +73,20 @@ class Tokenizer(nn.Module):
     def bits_per_token(self) -> float:
         return bits_per_token(self.codebook_size if self.is_discrete else None, self.index_shape)
 
+    @property
+    def framewise(self) -> bool:
+        """Whether an image encoder and decoder run on each frame of a clip."""
+        from tokcore.builtins.models.framewise import FramewiseEncoder
+
+        return isinstance(self.encoder, FramewiseEncoder)
+
     def forward(self, x: Tensor, **cond: Any) -> TokenizerOutput:
         """Training path on a *normalized* batch."""
         if self.quantizer is None:
             raise TypeError("a tokenizer with a DiscreteEncoder has no training forward; fit it with a FitTrainer")
-        z = self._encode(x)
+        z = self.encoder(x)
         q = self.quantizer(z)
-        return TokenizerOutput(self._decode(q.quantized, **cond), q, z)
-
-    def _encode(self, x: Tensor) -> Tensor:
-        if not self.framewise:
-            return self.encoder(x)
-        if x.dim() < 4:
-            raise ValueError(f"a framewise tokenizer takes (B, C, T, ...) batches, got shape {tuple(x.shape)}")
-        b, c, t = x.shape[:3]
-        z = self.encoder(x.transpose(1, 2).reshape(b * t, c, *x.shape[3:]))
-        return z.reshape(b, t, *z.shape[1:])
-
-    def _decode(self, codes: Tensor, **cond: Any) -> Tensor:
-        if not self.framewise:
-            return self.decoder(codes, **cond)
-        b, t = codes.shape[:2]
-        frames = self.decoder(codes.reshape(b * t, *codes.shape[2:]), **cond)
-        return frames.reshape(b, t, *frames.shape[1:]).transpose(1, 2)
+        return TokenizerOutput(self.decoder(q.quantized, **cond), q, z)
 
     def prepare(self, batch: Tensor | Mapping[str, Any]) -> Any:
         """A raw batch (a tensor, or a sample dict with "input") validated and normalized
@@ -128,7 +110,7 @@ class Tokenizer(nn.Module):
             with _eval(self):
                 return self.encoder(x)
         with _eval(self):
-            q = self.quantizer(self._encode(x.to(_device(self))))
+            q = self.quantizer(self.encoder(x.to(_device(self))))
         if q.indices is None:
             return Tokens(latents=q.quantized)
         return Tokens(indices=q.indices)
@@ -145,18 +127,14 @@ class Tokenizer(nn.Module):
             return self.modality.denormalize(out)
         with _eval(self):
             codes = tokens.latents if tokens.indices is None else self.quantizer.indices_to_codes(tokens.indices)
-            out = self._decode(codes.to(_device(self)), **cond)
+            out = self.decoder(codes.to(_device(self)), **cond)
         side = None if tokens.side is None else {k: v.to(out.device) for k, v in tokens.side.items()}
         return denormalize_with(self.modality, out, side)
 
     def info(self) -> dict[str, Any]:
         """Input spec, token grid, codebook, and what compression that amounts to. For a
         variable-length tokenizer (a DiscreteEncoder) the grid and bits are the maximum."""
-        if self.framewise:
-            c, t, *space = self.input_shape
-            grid = (t, *self.encoder.token_grid((c, *space)))
-        else:
-            grid = tuple(self.encoder.token_grid(self.input_shape))
+        grid = tuple(self.encoder.token_grid(self.input_shape))
         n_tokens = math.prod(grid)
         parts = {"encoder": self.encoder, "quantizer": self.quantizer, "decoder": self.decoder}
         return {
@@ -197,7 +175,9 @@ def _device(module: nn.Module) -> torch.device:
 
 def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None = None,
                     input_shape: tuple[int, ...] | None = None) -> Tokenizer:
-    """A Tokenizer from a config's `model:` section (and `modality:`), components by name."""
+    """A Tokenizer from a config's `model:` section (and `modality:`; none, or None, is the
+    pass-through `array` modality), components by name. `model.framewise: true` runs an image
+    encoder and decoder on each frame of a clip (`tokcore.builtins.models.framewise`)."""
     from tokcore import registry
 
     parts: dict[str, Any] = {}
@@ -230,9 +210,12 @@ def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None
     if dec.in_dim != q.dim:
         raise ConfigError(f"{dec.in_dim} differs from model.quantizer's dim {q.dim}; make them equal",
                           key="model.decoder.in_dim")
-    framewise = bool(model.get("framewise", False))
-    config["framewise"] = framewise
-    return Tokenizer(enc, q, dec, build_modality(modality), input_shape, config, framewise)
+    config["framewise"] = bool(model.get("framewise", False))
+    if config["framewise"]:
+        from tokcore.builtins.models.framewise import FramewiseDecoder, FramewiseEncoder
+
+        enc, dec = FramewiseEncoder(enc), FramewiseDecoder(dec)
+    return Tokenizer(enc, q, dec, build_modality(modality), input_shape, config)
 
 
 def build_modality(modality: Mapping[str, Any] | None) -> Modality:
