@@ -1,14 +1,19 @@
 """The Tokenizer: a modality spec, an encoder, a quantizer and a decoder, composed.
 
 `encode` takes raw data (validated, then normalized with the recorded statistics, by the one
-batch preparation of `tokcore.batch`) and returns Tokens; `decode` returns raw data. The model itself only ever sees normalized
-tensors, through `forward`, which training uses. A tokenizer whose encoder is a
-`DiscreteEncoder` (a fitted vocabulary) has no quantizer: the encoder emits the tokens.
-Every tokenizer has a modality: `array`, the pass-through, when its config names none.
+batch preparation of `tokcore.batch`) and returns Tokens; `decode` returns raw data. The
+model itself only ever sees normalized tensors, through `forward`, which training uses.
+
+There is one code path. Every tokenizer has a modality (`array`, the pass-through, when its
+config names none). What differs between a tokenizer whose quantizer makes the tokens and
+one whose encoder is a `DiscreteEncoder` (a fitted vocabulary, no quantizer) is decided once,
+at construction, by its `Coding`: how normalized input becomes Tokens, and Tokens codes
+for the decoder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Mapping
 
@@ -20,6 +25,73 @@ from tokcore.errors import ConfigError
 from tokcore.interfaces import (Decoder, DiscreteDecoder, DiscreteEncoder, Encoder, Quantizer, TokenizerOutput, Tokens,
                                 bits_per_token)
 from tokcore.interfaces.modality import Modality, denormalize_with
+from tokcore.runtime.device import module_device
+
+
+class Coding:
+    """How a tokenizer's tokens are made and read: normalized input to Tokens, Tokens to what
+    the decoder takes. Chosen once, at construction; holds no state (the modules are the
+    tokenizer's)."""
+
+    variable_length = False
+
+    def source(self, tok: "Tokenizer") -> Quantizer | DiscreteEncoder:
+        """What defines the codebook (`codebook_size`, `index_shape`)."""
+        raise NotImplementedError
+
+    def latent_dim(self, tok: "Tokenizer") -> int | None:
+        return None
+
+    def forward(self, tok: "Tokenizer", x: Tensor, cond: dict[str, Any]) -> TokenizerOutput:
+        raise NotImplementedError
+
+    def encode(self, tok: "Tokenizer", x: Any) -> Tokens:
+        raise NotImplementedError
+
+    def decode(self, tok: "Tokenizer", tokens: Tokens, cond: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class QuantizerCoding(Coding):
+    """Encoder latents -> quantizer -> indices (or continuous latents) -> codes -> decoder."""
+
+    def source(self, tok: "Tokenizer") -> Quantizer:
+        return tok.quantizer
+
+    def latent_dim(self, tok: "Tokenizer") -> int | None:
+        return tok.quantizer.dim
+
+    def forward(self, tok: "Tokenizer", x: Tensor, cond: dict[str, Any]) -> TokenizerOutput:
+        z = tok.encoder(x)
+        q = tok.quantizer(z)
+        return TokenizerOutput(tok.decoder(q.quantized, **cond), q, z)
+
+    def encode(self, tok: "Tokenizer", x: Tensor) -> Tokens:
+        q = tok.quantizer(tok.encoder(x))
+        return Tokens(latents=q.quantized) if q.indices is None else Tokens(indices=q.indices)
+
+    def decode(self, tok: "Tokenizer", tokens: Tokens, cond: dict[str, Any]) -> Any:
+        codes = tokens.latents if tokens.indices is None else tok.quantizer.indices_to_codes(tokens.indices)
+        return tok.decoder(codes, **cond)
+
+
+class EncoderCoding(Coding):
+    """A DiscreteEncoder emits the tokens itself (variable length, masked); a DiscreteDecoder
+    reads the indices back. There is no training forward: a FitTrainer fits such a model."""
+
+    variable_length = True
+
+    def source(self, tok: "Tokenizer") -> DiscreteEncoder:
+        return tok.encoder
+
+    def forward(self, tok: "Tokenizer", x: Tensor, cond: dict[str, Any]) -> TokenizerOutput:
+        raise TypeError("a tokenizer with a DiscreteEncoder has no training forward; fit it with a FitTrainer")
+
+    def encode(self, tok: "Tokenizer", x: Any) -> Tokens:
+        return tok.encoder(x)
+
+    def decode(self, tok: "Tokenizer", tokens: Tokens, cond: dict[str, Any]) -> Any:
+        return tok.decoder(tokens.indices, mask=tokens.mask)
 
 
 class Tokenizer(nn.Module):
@@ -44,6 +116,7 @@ class Tokenizer(nn.Module):
             raise TypeError("a Tokenizer needs a quantizer unless its encoder is a DiscreteEncoder, and then none")
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
         decoder.tie_to(encoder)
+        self.coding: Coding = QuantizerCoding() if quantizer is not None else EncoderCoding()
         self.modality = modality if modality is not None else build_modality(None)
         if input_shape is None:
             example = encoder.example_input(1)
@@ -51,27 +124,23 @@ class Tokenizer(nn.Module):
         self.input_shape = tuple(input_shape)
         self.config = dict(config or {})
 
-    # -- what the tokens are (from the quantizer, or from a discrete encoder) ---------------
-    @property
-    def _coder(self) -> Quantizer | DiscreteEncoder:
-        return self.quantizer if self.quantizer is not None else self.encoder  # type: ignore[return-value]
-
+    # -- what the tokens are -----------------------------------------------------------------
     @property
     def is_discrete(self) -> bool:
-        return self.quantizer is None or self.quantizer.is_discrete
+        return self.codebook_size is not None
 
     @property
     def codebook_size(self) -> int | None:
         """Index values per position (a vocabulary's size), or None for continuous latents."""
-        return self._coder.codebook_size
+        return self.coding.source(self).codebook_size
 
     @property
     def index_shape(self) -> tuple[int, ...]:
-        return tuple(self._coder.index_shape)
+        return tuple(self.coding.source(self).index_shape)
 
     @property
     def bits_per_token(self) -> float:
-        return bits_per_token(self.codebook_size if self.is_discrete else None, self.index_shape)
+        return bits_per_token(self.codebook_size, self.index_shape)
 
     @property
     def framewise(self) -> bool:
@@ -80,14 +149,12 @@ class Tokenizer(nn.Module):
 
         return isinstance(self.encoder, FramewiseEncoder)
 
+    # -- model space ---------------------------------------------------------------------------
     def forward(self, x: Tensor, **cond: Any) -> TokenizerOutput:
         """Training path on a *normalized* batch."""
-        if self.quantizer is None:
-            raise TypeError("a tokenizer with a DiscreteEncoder has no training forward; fit it with a FitTrainer")
-        z = self.encoder(x)
-        q = self.quantizer(z)
-        return TokenizerOutput(self.decoder(q.quantized, **cond), q, z)
+        return self.coding.forward(self, x, cond)
 
+    # -- raw data ------------------------------------------------------------------------------
     def prepare(self, batch: Tensor | Mapping[str, Any]) -> Any:
         """A raw batch (a tensor, or a sample dict with "input") validated and normalized
         (`encode` also keeps the side information of a per-sample normalization)."""
@@ -106,14 +173,8 @@ class Tokenizer(nn.Module):
     def encode_normalized(self, x: Any) -> Tokens:
         """`encode` of a batch that is already validated and normalized (`prepare`d): the
         tokenize pipeline prepares batches in its DataLoader workers."""
-        if self.quantizer is None:
-            with _eval(self):
-                return self.encoder(x)
         with _eval(self):
-            q = self.quantizer(self.encoder(x.to(_device(self))))
-        if q.indices is None:
-            return Tokens(latents=q.quantized)
-        return Tokens(indices=q.indices)
+            return self.coding.encode(self, _to(x, module_device(self)))
 
     @torch.inference_mode()
     def decode(self, tokens: Tokens | Tensor, **cond: Any) -> Any:
@@ -121,14 +182,14 @@ class Tokenizer(nn.Module):
         modality's normalization is per sample)."""
         if isinstance(tokens, Tensor):
             tokens = Tokens(indices=tokens) if not tokens.is_floating_point() else Tokens(latents=tokens)
-        if self.quantizer is None:
-            with _eval(self):
-                out = self.decoder(tokens.indices, mask=tokens.mask)
-            return self.modality.denormalize(out)
+        device = module_device(self)
+        tokens = dataclasses.replace(tokens, indices=_to(tokens.indices, device), latents=_to(tokens.latents, device),
+                                     mask=_to(tokens.mask, device))
         with _eval(self):
-            codes = tokens.latents if tokens.indices is None else self.quantizer.indices_to_codes(tokens.indices)
-            out = self.decoder(codes.to(_device(self)), **cond)
-        side = None if tokens.side is None else {k: v.to(out.device) for k, v in tokens.side.items()}
+            out = self.coding.decode(self, tokens, cond)
+        side = tokens.side
+        if side is not None and isinstance(out, Tensor):
+            side = {k: _to(v, out.device) for k, v in side.items()}
         return denormalize_with(self.modality, out, side)
 
     def info(self) -> dict[str, Any]:
@@ -142,15 +203,19 @@ class Tokenizer(nn.Module):
             "input_shape": list(self.input_shape),
             "token_grid": list(grid),
             "tokens_per_sample": n_tokens,
-            "variable_length": self.quantizer is None,
+            "variable_length": self.coding.variable_length,
             "index_shape": list(self.index_shape),
             "codebook_size": self.codebook_size,
-            "latent_dim": self.quantizer.dim if self.quantizer is not None else None,
+            "latent_dim": self.coding.latent_dim(self),
             "bits_per_sample": self.bits_per_token * n_tokens,
             "components": {k: v.get("name") for k, v in self.config.items() if isinstance(v, Mapping)},
             "framewise": self.framewise,
             "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in parts.items() if m is not None},
         }
+
+
+def _to(x: Any, device: torch.device) -> Any:
+    return x.to(device) if isinstance(x, Tensor) else x
 
 
 class _eval:
@@ -166,11 +231,6 @@ class _eval:
     def __exit__(self, *exc: object) -> None:
         for m, flag in self.flags:
             m.training = flag
-
-
-def _device(module: nn.Module) -> torch.device:
-    p = next(module.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None = None,
@@ -192,7 +252,7 @@ def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None
             raise err.located(prefix=f"model.{key}") from None
     enc, q, dec = parts["encoder"], parts.get("quantizer"), parts["decoder"]
     names = {k: model[k]["name"] for k in parts}
-    config = {k: dict(model[k]) for k in parts}  # recorded in checkpoints
+    config: dict[str, Any] = {k: dict(model[k]) for k in parts}  # recorded in checkpoints
     if isinstance(enc, DiscreteEncoder):
         if q is not None:
             raise ConfigError(f"encoder '{names['encoder']}' emits tokens itself; remove model.quantizer",
