@@ -21,6 +21,7 @@ from tokcore.config import dump
 from tokcore.run import checkpoint as ckpt
 from tokcore.runtime.distributed import Context, barrier
 from tokcore.train.log import MetricsLog
+from tokcore.train.samples import first_samples, samples_path, write_samples
 from tokcore.train.loop import (DEFAULT_TRAINER, build_data, build_model, prepare_run_dir, seed_everything,
                                  tokenizer_meta)
 from tokcore.runtime.state import load_state
@@ -31,22 +32,6 @@ FIT_STEP = 1
 def sample_shape(x: Any) -> tuple[int, ...]:
     """The shape of one raw sample: an array's shape, () for anything else (a string)."""
     return tuple(x.shape) if isinstance(x, torch.Tensor) or hasattr(x, "shape") else ()
-
-
-def write_samples(model: Any, val_set: Any, path: Path, n: int = 8) -> None:
-    """The first `n` held-out inputs beside their round trip, written by the modality."""
-    from tokcore.interfaces.modality import write_array_samples
-
-    raw = [val_set[i]["input"] for i in range(min(n, len(val_set)))]
-    if not raw:
-        return
-    batch = raw if isinstance(raw[0], (str, bytes)) else torch.stack([torch.as_tensor(x) for x in raw])
-    recon = model.decode(model.encode(batch))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if model.modality is not None:
-        model.modality.write_samples(batch, recon, path)
-    else:
-        write_array_samples(batch, recon, path)
 
 
 def fit_run(config: dict[str, Any], run_dir: Path, resume: bool, ctx: Context) -> dict[str, float]:
@@ -67,7 +52,7 @@ def fit_run(config: dict[str, Any], run_dir: Path, resume: bool, ctx: Context) -
             log.message("fit: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
         finally:
             log.close()
-        write_samples(model, val_set, run_dir / "samples" / f"step-{FIT_STEP}")
+        write_samples(model, first_samples(model, val_set), samples_path(run_dir, FIT_STEP))
         state = {"step": FIT_STEP, "best": {"value": None, "step": None}, "metrics": metrics}
         ckpt.save_checkpoint(run_dir, FIT_STEP, Context(device=ctx.device), model=model.eval(), ema=None,
                              trainer=trainer, state=state, tokenizer_meta=tokenizer_meta(model, config),

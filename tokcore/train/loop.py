@@ -30,13 +30,13 @@ from tokcore.config import dump
 from tokcore.errors import ConfigError, TokcoreError
 from tokcore.runtime.io import atomic_write_text
 from tokcore.runtime.device import autocast as mixed_precision
-from tokcore.interfaces.modality import write_array_samples
 from tokcore.tokenizer import Tokenizer, build_tokenizer
 from tokcore.run import checkpoint as ckpt
 from tokcore.batch import Collate, GuardedDataset, resize_batch, to_device
 from tokcore.runtime.distributed import Context, all_reduce_grads, all_reduce_mean, any_rank, barrier, process_group
 from tokcore.train.evaluate import evaluate
 from tokcore.train.log import MetricsLog, read_metrics
+from tokcore.train.samples import samples_path, write_samples as write_reconstructions
 from tokcore.train.optim import WeightEMA, adamw, learning_rate
 from tokcore.train.sampler import StepBatchSampler
 from tokcore.config.settings import TrainSettings
@@ -268,15 +268,8 @@ def _train(config: dict[str, Any], run_dir: Path, resume: bool, s: TrainSettings
         shown = ema.model if ema is not None else model
         batch = next(_val_batches(val_set, TrainSettings(batch_size=min(8, len(val_set)), eval_batches=1),
                                   Context(device=ctx.device), collate), None)
-        if batch is None or batch["input"] is None:
-            return
-        recon = shown.decode(shown.encode(batch["raw"]))
-        (run_dir / "samples").mkdir(exist_ok=True)
-        target = run_dir / "samples" / f"step-{step}"
-        if shown.modality is not None:
-            shown.modality.write_samples(batch["raw"].cpu(), recon.cpu(), target)
-        else:
-            write_array_samples(batch["raw"].cpu(), recon.cpu(), target)
+        if batch is not None:
+            write_reconstructions(shown, batch["raw"], samples_path(run_dir, step))
 
     try:
         for step in range(start_step, s.steps):
