@@ -282,8 +282,11 @@ def build_modality(modality: Mapping[str, Any] | None) -> Modality:
     """The modality of a config's `modality:` section; none (None, as runs saved before the
     `array` modality record it) is the pass-through `array` modality."""
     from tokcore import registry
+    from tokcore.builtins.modalities import ArrayModality
 
+    if modality is None:
+        return ArrayModality()
     try:
-        return registry.build("modality", modality if modality is not None else {"name": "array"})
+        return registry.build("modality", modality)
     except ConfigError as err:
         raise err.located(prefix="modality") from None
