@@ -45,7 +45,6 @@ def lint_imports(*contract_ids: str) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
 
 
-@pytest.mark.xfail(strict=False, reason="core refactor in progress")
 def test_lint_imports_passes():
     proc = lint_imports()
     assert proc.returncode == 0, proc.stdout + proc.stderr

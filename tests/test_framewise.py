@@ -49,3 +49,37 @@ def test_framewise_needs_a_time_axis_and_is_a_config_key(tmp_path):
     path.write_text("tokcore: 1\nmodel: {framewise: yes please}\n")
     with pytest.raises(config.ConfigError, match="model.framewise: expected bool"):
         config.load(path)
+
+
+def test_the_wrappers_keep_the_image_tokenizers_parameter_names(tmp_path):
+    import copy
+
+    from safetensors.torch import save_file
+
+    from tokcore.builtins.models.framewise import FramewiseDecoder, FramewiseEncoder
+    from tokcore.run.checkpoint import load_weights
+
+    image, video = tokenizers()
+    assert isinstance(video.encoder, FramewiseEncoder) and isinstance(video.decoder, FramewiseDecoder)
+    assert not image.framewise and video.framewise
+    assert list(video.state_dict()) == list(image.state_dict())
+    assert not any(".inner." in k for k in video.state_dict())
+    ema = copy.deepcopy(video)  # the weight EMA is a deep copy
+    assert list(ema.state_dict()) == list(image.state_dict())
+    save_file({k: v.contiguous() for k, v in image.state_dict().items()}, str(tmp_path / "image.safetensors"))
+    fresh = build_tokenizer({**IMAGE, "framewise": True}, input_shape=(3, 5, 16, 16))
+    loaded, skipped = load_weights(fresh, tmp_path / "image.safetensors", strict=False)  # train.init_from
+    assert skipped == [] and len(loaded) == len(image.state_dict())
+    with pytest.raises(RuntimeError, match="Unexpected key"):  # strict loading still checks names
+        fresh.load_state_dict({**image.state_dict(), "encoder.bogus": torch.zeros(1)})
+
+
+def test_framewise_example_inputs_are_one_frame_clips():
+    _, video = tokenizers()
+    x = video.encoder.example_input(2)
+    assert x.shape == (2, 3, 1, 16, 16)
+    z = video.encoder(x)
+    assert z.shape == (2, 1, 8, 8, 4)
+    assert video.decoder.example_input(2).shape[:2] == (2, 1)
+    assert video.decoder(z).shape == x.shape
+    assert build_tokenizer({**IMAGE, "framewise": True}).input_shape == (3, 1, 16, 16)

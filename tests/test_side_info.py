@@ -9,8 +9,7 @@ from tokcore.errors import TokcoreError
 from tokcore.interfaces.modality import SIDE_KEY, Modality
 from tokcore.tokenizer import build_tokenizer
 from tokcore.tokens.decode import stored_side
-from tokcore.tokens.tokenize import Prepare
-from tokcore.batch import Collate
+from tokcore.batch import Collate, Prepare
 
 
 class PeakScaled(Modality):

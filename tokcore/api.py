@@ -76,7 +76,7 @@ _EXPORTS: dict[str, str] = {
     "save_report": "tokcore.tokens.roundtrip:save_report",
     "token_bits": "tokcore.tokens.roundtrip:token_bits",
     "usage_line": "tokcore.tokens.roundtrip:usage_line",
-    "codebook_usage": "tokcore.train.evaluate:codebook_usage",
+    "codebook_usage": "tokcore.metrics.codebook:codebook_usage",
     "DCTCodec": "tokcore.metrics.codecs:DCTCodec",
 }
 
@@ -102,7 +102,7 @@ if TYPE_CHECKING:
     from tokcore.tokens.roundtrip import (ReportInputs, Roundtrip, report_inputs, roundtrip, save_report, token_bits,
                                           usage_line)
     from tokcore.tokens.store import TokenStore
-    from tokcore.train.evaluate import codebook_usage
+    from tokcore.metrics.codebook import codebook_usage
 
 
 def __getattr__(name: str) -> Any:

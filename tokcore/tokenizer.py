@@ -1,152 +1,180 @@
 """The Tokenizer: a modality spec, an encoder, a quantizer and a decoder, composed.
 
-`encode` takes raw data (validated, then normalized with the recorded statistics) and
-returns Tokens; `decode` returns raw data. The model itself only ever sees normalized
-tensors, through `forward`, which training uses. A tokenizer whose encoder is a
-`DiscreteEncoder` (a fitted vocabulary) has no quantizer: the encoder emits the tokens.
+`encode` takes raw data (validated, then normalized with the recorded statistics, by the one
+batch preparation of `tokcore.batch`) and returns Tokens; `decode` returns raw data. The
+model itself only ever sees normalized tensors, through `forward`, which training uses.
+
+There is one code path. Every tokenizer has a modality (`array`, the pass-through, when its
+config names none). What differs between a tokenizer whose quantizer makes the tokens and
+one whose encoder is a `DiscreteEncoder` (a fitted vocabulary, no quantizer) is decided once,
+at construction, by its `Coding`: how normalized input becomes Tokens, and Tokens codes
+for the decoder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
 
+from tokcore.batch import prepare_batch
 from tokcore.errors import ConfigError
-from tokcore.interfaces import Decoder, DiscreteDecoder, DiscreteEncoder, Encoder, Quantizer, QuantizerOutput, Tokens
-from tokcore.interfaces.modality import Modality, denormalize_with, normalize_with
+from tokcore.interfaces import (Decoder, DiscreteDecoder, DiscreteEncoder, Encoder, Quantizer, TokenizerOutput, Tokens,
+                                bits_per_token)
+from tokcore.interfaces.modality import Modality, denormalize_with
+from tokcore.runtime.device import module_device
 
 
-@dataclass
-class TokenizerOutput:
-    recon: Tensor  # normalized space, the decoder's output
-    quant: QuantizerOutput
-    latents: Tensor  # the encoder's output, before quantization
+class Coding:
+    """How a tokenizer's tokens are made and read: normalized input to Tokens, Tokens to what
+    the decoder takes. Chosen once, at construction; holds no state (the modules are the
+    tokenizer's)."""
+
+    variable_length = False
+
+    def source(self, tok: "Tokenizer") -> Quantizer | DiscreteEncoder:
+        """What defines the codebook (`codebook_size`, `index_shape`)."""
+        raise NotImplementedError
+
+    def latent_dim(self, tok: "Tokenizer") -> int | None:
+        return None
+
+    def forward(self, tok: "Tokenizer", x: Tensor, cond: dict[str, Any]) -> TokenizerOutput:
+        raise NotImplementedError
+
+    def encode(self, tok: "Tokenizer", x: Any) -> Tokens:
+        raise NotImplementedError
+
+    def decode(self, tok: "Tokenizer", tokens: Tokens, cond: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class QuantizerCoding(Coding):
+    """Encoder latents -> quantizer -> indices (or continuous latents) -> codes -> decoder."""
+
+    def source(self, tok: "Tokenizer") -> Quantizer:
+        return tok.quantizer
+
+    def latent_dim(self, tok: "Tokenizer") -> int | None:
+        return tok.quantizer.dim
+
+    def forward(self, tok: "Tokenizer", x: Tensor, cond: dict[str, Any]) -> TokenizerOutput:
+        z = tok.encoder(x)
+        q = tok.quantizer(z)
+        return TokenizerOutput(tok.decoder(q.quantized, **cond), q, z)
+
+    def encode(self, tok: "Tokenizer", x: Tensor) -> Tokens:
+        q = tok.quantizer(tok.encoder(x))
+        return Tokens(latents=q.quantized) if q.indices is None else Tokens(indices=q.indices)
+
+    def decode(self, tok: "Tokenizer", tokens: Tokens, cond: dict[str, Any]) -> Any:
+        codes = tokens.latents if tokens.indices is None else tok.quantizer.indices_to_codes(tokens.indices)
+        return tok.decoder(codes, **cond)
+
+
+class EncoderCoding(Coding):
+    """A DiscreteEncoder emits the tokens itself (variable length, masked); a DiscreteDecoder
+    reads the indices back. There is no training forward: a FitTrainer fits such a model."""
+
+    variable_length = True
+
+    def source(self, tok: "Tokenizer") -> DiscreteEncoder:
+        return tok.encoder
+
+    def forward(self, tok: "Tokenizer", x: Tensor, cond: dict[str, Any]) -> TokenizerOutput:
+        raise TypeError("a tokenizer with a DiscreteEncoder has no training forward; fit it with a FitTrainer")
+
+    def encode(self, tok: "Tokenizer", x: Any) -> Tokens:
+        return tok.encoder(x)
+
+    def decode(self, tok: "Tokenizer", tokens: Tokens, cond: dict[str, Any]) -> Any:
+        return tok.decoder(tokens.indices, mask=tokens.mask)
 
 
 class Tokenizer(nn.Module):
     """Encoder + quantizer + decoder, with the modality's normalization built in.
-
-    With `framewise`, an image encoder and decoder tokenize a video frame by frame (VIMPAC's
-    approach): a batch `(B, C, T, ...)` is folded to `(B*T, C, ...)` for the encoder, its
-    latents unfolded to `(B, T, *grid, D)`, and the decoder's frames folded back to
-    `(B, C, T, ...)`. The weights are those of the image tokenizer, named alike, so a trained
-    image tokenizer initializes a frame-wise video one (`train.init_from`).
 
     Args:
         encoder: maps normalized input to latents `(B, *grid, D)`.
         quantizer: the bottleneck, `dim == encoder.out_dim`; None when the encoder is a
             DiscreteEncoder, which emits the tokens itself.
         decoder: maps codes back, `in_dim == quantizer.dim` (a DiscreteDecoder maps indices).
-        modality: validation and normalization of raw inputs; None means identity.
+        modality: validation and normalization of raw inputs (default: `array`, values as
+            they are).
         input_shape: the shape of one sample it was trained on (for `info`).
         config: the component configs it was built from (recorded in checkpoints).
-        framewise: fold axis 2 (time) into the batch around the encoder and decoder.
     """
 
     def __init__(self, encoder: Encoder, quantizer: Quantizer | None, decoder: Decoder,
                  modality: Modality | None = None, input_shape: tuple[int, ...] | None = None,
-                 config: Mapping[str, Any] | None = None, framewise: bool = False):
+                 config: Mapping[str, Any] | None = None):
         super().__init__()
         if (quantizer is None) != isinstance(encoder, DiscreteEncoder):
             raise TypeError("a Tokenizer needs a quantizer unless its encoder is a DiscreteEncoder, and then none")
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
         decoder.tie_to(encoder)
-        self.modality = modality
-        self.framewise = framewise
+        self.coding: Coding = QuantizerCoding() if quantizer is not None else EncoderCoding()
+        self.modality = modality if modality is not None else build_modality(None)
         if input_shape is None:
             example = encoder.example_input(1)
-            one = tuple(example.shape[1:]) if isinstance(example, Tensor) else ()
-            input_shape = one[:1] + (1,) + one[1:] if framewise and one else one
+            input_shape = tuple(example.shape[1:]) if isinstance(example, Tensor) else ()
         self.input_shape = tuple(input_shape)
         self.config = dict(config or {})
 
-    # -- what the tokens are (from the quantizer, or from a discrete encoder) ---------------
-    @property
-    def _coder(self) -> Quantizer | DiscreteEncoder:
-        return self.quantizer if self.quantizer is not None else self.encoder  # type: ignore[return-value]
-
+    # -- what the tokens are -----------------------------------------------------------------
     @property
     def is_discrete(self) -> bool:
-        return self.quantizer is None or self.quantizer.is_discrete
+        return self.codebook_size is not None
 
     @property
     def codebook_size(self) -> int | None:
         """Index values per position (a vocabulary's size), or None for continuous latents."""
-        return self._coder.codebook_size
+        return self.coding.source(self).codebook_size
 
     @property
     def index_shape(self) -> tuple[int, ...]:
-        return tuple(self._coder.index_shape)
+        return tuple(self.coding.source(self).index_shape)
 
     @property
     def bits_per_token(self) -> float:
-        if self.quantizer is not None:
-            return self.quantizer.bits_per_token
-        return math.prod(self.index_shape) * math.log2(self.codebook_size)
+        return bits_per_token(self.codebook_size, self.index_shape)
 
+    @property
+    def framewise(self) -> bool:
+        """Whether an image encoder and decoder run on each frame of a clip."""
+        from tokcore.builtins.models.framewise import FramewiseEncoder
+
+        return isinstance(self.encoder, FramewiseEncoder)
+
+    # -- model space ---------------------------------------------------------------------------
     def forward(self, x: Tensor, **cond: Any) -> TokenizerOutput:
         """Training path on a *normalized* batch."""
-        if self.quantizer is None:
-            raise TypeError("a tokenizer with a DiscreteEncoder has no training forward; fit it with a FitTrainer")
-        z = self._encode(x)
-        q = self.quantizer(z)
-        return TokenizerOutput(self._decode(q.quantized, **cond), q, z)
+        return self.coding.forward(self, x, cond)
 
-    def _encode(self, x: Tensor) -> Tensor:
-        if not self.framewise:
-            return self.encoder(x)
-        if x.dim() < 4:
-            raise ValueError(f"a framewise tokenizer takes (B, C, T, ...) batches, got shape {tuple(x.shape)}")
-        b, c, t = x.shape[:3]
-        z = self.encoder(x.transpose(1, 2).reshape(b * t, c, *x.shape[3:]))
-        return z.reshape(b, t, *z.shape[1:])
-
-    def _decode(self, codes: Tensor, **cond: Any) -> Tensor:
-        if not self.framewise:
-            return self.decoder(codes, **cond)
-        b, t = codes.shape[:2]
-        frames = self.decoder(codes.reshape(b * t, *codes.shape[2:]), **cond)
-        return frames.reshape(b, t, *frames.shape[1:]).transpose(1, 2)
-
-    def prepare(self, batch: Tensor | Mapping[str, Any]) -> Tensor:
+    # -- raw data ------------------------------------------------------------------------------
+    def prepare(self, batch: Tensor | Mapping[str, Any]) -> Any:
         """A raw batch (a tensor, or a sample dict with "input") validated and normalized
         (`encode` also keeps the side information of a per-sample normalization)."""
-        return self._prepare(batch)[0]
-
-    def _prepare(self, batch: Tensor | Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor] | None]:
-        """`prepare`, and the per-sample side information of the normalization (or None)."""
-        x = batch["input"] if isinstance(batch, Mapping) else batch
-        if self.modality is None:
-            return x.float(), None
-        x = self.modality.validate(x, sample="batch")
-        side = self.modality.side_info(x)
-        return normalize_with(self.modality, x, side), side
+        return prepare_batch(self.modality, batch["input"] if isinstance(batch, Mapping) else batch).input
 
     @torch.inference_mode()
     def encode(self, batch: Tensor | Mapping[str, Any]) -> Tokens:
         """A raw batch to tokens; `tokens.side` carries what a per-sample normalization needs
         to be undone by `decode`."""
-        x, side = self._prepare(batch)
-        tokens = self.encode_normalized(x)
-        tokens.side = side
+        p = prepare_batch(self.modality, batch["input"] if isinstance(batch, Mapping) else batch)
+        tokens = self.encode_normalized(p.input)
+        tokens.side = p.side
         return tokens
 
     @torch.inference_mode()
     def encode_normalized(self, x: Any) -> Tokens:
         """`encode` of a batch that is already validated and normalized (`prepare`d): the
         tokenize pipeline prepares batches in its DataLoader workers."""
-        if self.quantizer is None:
-            with _eval(self):
-                return self.encoder(x)
         with _eval(self):
-            q = self.quantizer(self._encode(x.to(_device(self))))
-        if q.indices is None:
-            return Tokens(latents=q.quantized)
-        return Tokens(indices=q.indices)
+            return self.coding.encode(self, _to(x, module_device(self)))
 
     @torch.inference_mode()
     def decode(self, tokens: Tokens | Tensor, **cond: Any) -> Any:
@@ -154,42 +182,40 @@ class Tokenizer(nn.Module):
         modality's normalization is per sample)."""
         if isinstance(tokens, Tensor):
             tokens = Tokens(indices=tokens) if not tokens.is_floating_point() else Tokens(latents=tokens)
-        if self.quantizer is None:
-            with _eval(self):
-                out = self.decoder(tokens.indices, mask=tokens.mask)
-            return out if self.modality is None else self.modality.denormalize(out)
+        device = module_device(self)
+        tokens = dataclasses.replace(tokens, indices=_to(tokens.indices, device), latents=_to(tokens.latents, device),
+                                     mask=_to(tokens.mask, device))
         with _eval(self):
-            codes = tokens.latents if tokens.indices is None else self.quantizer.indices_to_codes(tokens.indices)
-            out = self._decode(codes.to(_device(self)), **cond)
-        if self.modality is None:
-            return out
-        side = None if tokens.side is None else {k: v.to(out.device) for k, v in tokens.side.items()}
+            out = self.coding.decode(self, tokens, cond)
+        side = tokens.side
+        if side is not None and isinstance(out, Tensor):
+            side = {k: _to(v, out.device) for k, v in side.items()}
         return denormalize_with(self.modality, out, side)
 
     def info(self) -> dict[str, Any]:
         """Input spec, token grid, codebook, and what compression that amounts to. For a
         variable-length tokenizer (a DiscreteEncoder) the grid and bits are the maximum."""
-        if self.framewise:
-            c, t, *space = self.input_shape
-            grid = (t, *self.encoder.token_grid((c, *space)))
-        else:
-            grid = tuple(self.encoder.token_grid(self.input_shape))
+        grid = tuple(self.encoder.token_grid(self.input_shape))
         n_tokens = math.prod(grid)
         parts = {"encoder": self.encoder, "quantizer": self.quantizer, "decoder": self.decoder}
         return {
-            "modality": self.modality.config() if self.modality is not None else None,
+            "modality": self.modality.config(),
             "input_shape": list(self.input_shape),
             "token_grid": list(grid),
             "tokens_per_sample": n_tokens,
-            "variable_length": self.quantizer is None,
+            "variable_length": self.coding.variable_length,
             "index_shape": list(self.index_shape),
             "codebook_size": self.codebook_size,
-            "latent_dim": self.quantizer.dim if self.quantizer is not None else None,
+            "latent_dim": self.coding.latent_dim(self),
             "bits_per_sample": self.bits_per_token * n_tokens,
             "components": {k: v.get("name") for k, v in self.config.items() if isinstance(v, Mapping)},
             "framewise": self.framewise,
             "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in parts.items() if m is not None},
         }
+
+
+def _to(x: Any, device: torch.device) -> Any:
+    return x.to(device) if isinstance(x, Tensor) else x
 
 
 class _eval:
@@ -207,14 +233,11 @@ class _eval:
             m.training = flag
 
 
-def _device(module: nn.Module) -> torch.device:
-    p = next(module.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None = None,
                     input_shape: tuple[int, ...] | None = None) -> Tokenizer:
-    """A Tokenizer from a config's `model:` section (and `modality:`), components by name."""
+    """A Tokenizer from a config's `model:` section (and `modality:`; none, or None, is the
+    pass-through `array` modality), components by name. `model.framewise: true` runs an image
+    encoder and decoder on each frame of a clip (`tokcore.builtins.models.framewise`)."""
     from tokcore import registry
 
     parts: dict[str, Any] = {}
@@ -229,7 +252,7 @@ def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None
             raise err.located(prefix=f"model.{key}") from None
     enc, q, dec = parts["encoder"], parts.get("quantizer"), parts["decoder"]
     names = {k: model[k]["name"] for k in parts}
-    config = {k: dict(model[k]) for k in parts}  # recorded in checkpoints
+    config: dict[str, Any] = {k: dict(model[k]) for k in parts}  # recorded in checkpoints
     if isinstance(enc, DiscreteEncoder):
         if q is not None:
             raise ConfigError(f"encoder '{names['encoder']}' emits tokens itself; remove model.quantizer",
@@ -237,7 +260,7 @@ def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None
         if not isinstance(dec, DiscreteDecoder):
             raise ConfigError(f"'{names['decoder']}' decodes latents, but encoder '{names['encoder']}' emits "
                               "token indices; use a discrete decoder (one that takes indices)", key="model.decoder")
-        return Tokenizer(enc, None, dec, _build_modality(modality), input_shape, config)
+        return Tokenizer(enc, None, dec, build_modality(modality), input_shape, config)
     if isinstance(dec, DiscreteDecoder):
         raise ConfigError(f"'{names['decoder']}' takes token indices from a discrete encoder, but encoder "
                           f"'{names['encoder']}' gives latents; use a latent decoder", key="model.decoder")
@@ -247,16 +270,22 @@ def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None
     if dec.in_dim != q.dim:
         raise ConfigError(f"{dec.in_dim} differs from model.quantizer's dim {q.dim}; make them equal",
                           key="model.decoder.in_dim")
-    framewise = bool(model.get("framewise", False))
-    config["framewise"] = framewise
-    return Tokenizer(enc, q, dec, _build_modality(modality), input_shape, config, framewise)
+    config["framewise"] = bool(model.get("framewise", False))
+    if config["framewise"]:
+        from tokcore.builtins.models.framewise import FramewiseDecoder, FramewiseEncoder
+
+        enc, dec = FramewiseEncoder(enc), FramewiseDecoder(dec)
+    return Tokenizer(enc, q, dec, build_modality(modality), input_shape, config)
 
 
-def _build_modality(modality: Mapping[str, Any] | None) -> Modality | None:
+def build_modality(modality: Mapping[str, Any] | None) -> Modality:
+    """The modality of a config's `modality:` section; none (None, as runs saved before the
+    `array` modality record it) is the pass-through `array` modality."""
     from tokcore import registry
+    from tokcore.builtins.modalities import ArrayModality
 
     if modality is None:
-        return None
+        return ArrayModality()
     try:
         return registry.build("modality", modality)
     except ConfigError as err:

@@ -104,7 +104,7 @@ def test_lfq_entropy_loss_in_training_is_bounded_for_large_codebooks():
 def test_batch_stats_count_only_occurring_codes_for_large_codebooks(codebook_size, monkeypatch):
     """usage and perplexity match a brute-force count, and a codebook far larger than the batch
     (8^8 FSQ: 2^24 codes) is never counted densely: that cost seconds per training step."""
-    from tokcore.builtins.quantizers import _stats
+    from tokcore.metrics import codebook as _stats
 
     indices = torch.tensor([0, 3, 3, 7, 7, 7, 63, 63])
     dense_sizes = []

@@ -156,3 +156,26 @@ def test_mixing_discrete_and_latent_parts_is_refused(bins_registry, tmp_path, ca
         tokcore.build_tokenizer(model)
     with pytest.raises(TypeError, match="no gradient step"):
         FitQuantiles().training_step(None, {}, 0)
+
+
+def test_one_tokenizer_path_with_the_coding_chosen_at_construction(bins_registry):
+    from tokcore.tokenizer import EncoderCoding, QuantizerCoding
+
+    tok = tokcore.build_tokenizer({"encoder": {"name": "quantile_bins", "bins": 16},
+                                   "decoder": {"name": "bin_centres", "bins": 16}})
+    assert isinstance(tok.coding, EncoderCoding) and tok.quantizer is None
+    assert tok.is_discrete and tok.codebook_size == 16 and tok.index_shape == () and tok.bits_per_token == 4.0
+    info = tok.info()
+    assert info["variable_length"] and info["latent_dim"] is None and "quantizer" not in info["parameters"]
+    with pytest.raises(TypeError, match="no training forward; fit it with a FitTrainer"):
+        tok(torch.zeros(2, 16, 1))
+    x = torch.linspace(-1, 1, 32).reshape(2, 16, 1)
+    assert torch.equal(tok.decode(tok.encode(x).indices), tok.decode(tok.encode(x)))
+    conv = {"base_channels": 4, "channel_mult": [1], "num_res_blocks": 1, "mid_attention": False}
+    latent = tokcore.build_tokenizer({"encoder": {"name": "conv1d", "in_channels": 1, "out_dim": 2, **conv},
+                                      "quantizer": {"name": "identity", "dim": 2},
+                                      "decoder": {"name": "conv1d", "in_dim": 2, "out_channels": 1, **conv}})
+    assert isinstance(latent.coding, QuantizerCoding) and not latent.is_discrete and latent.bits_per_token == 0.0
+    t = latent.encode(x)
+    assert t.indices is None and t.latents.shape == (2, 16, 2)
+    assert latent.decode(t.latents).shape == x.shape and latent.info()["latent_dim"] == 2

@@ -8,8 +8,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from tokcore.interfaces import StepOutput, Trainer
-from tokcore.tokenizer import TokenizerOutput
+from tokcore.interfaces import StepOutput, Trainer, TokenizerOutput
 
 
 @dataclass

@@ -19,15 +19,13 @@ or a discrete code:
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
-
-if TYPE_CHECKING:
-    from tokcore.tokenizer import Tokenizer
 
 
 @dataclass
@@ -186,12 +184,31 @@ class Quantizer(nn.Module, ABC):
     @property
     def bits_per_token(self) -> float:
         """Bits one token carries (0 for a continuous bottleneck)."""
-        if self.codebook_size is None:
-            return 0.0
-        n = 1
-        for s in self.index_shape:
-            n *= s
-        return n * float(torch.log2(torch.tensor(float(self.codebook_size))))
+        return bits_per_token(self.codebook_size, self.index_shape)
+
+
+def bits_per_token(codebook_size: int | None, index_shape: Sequence[int] = ()) -> float:
+    """Bits one token carries: log2(codebook_size) for each of its `index_shape` indices, 0 for
+    continuous latents (no codebook). The logarithm is taken in float32, as every
+    tokenizer.json written so far records it."""
+    if codebook_size is None:
+        return 0.0
+    return math.prod(index_shape) * float(torch.log2(torch.tensor(float(codebook_size))))
+
+
+@dataclass
+class TokenizerOutput:
+    """What a tokenizer's training forward returns (all in normalized space).
+
+    Attributes:
+        recon: the decoder's output.
+        quant: the quantizer's output.
+        latents: the encoder's output, before quantization.
+    """
+
+    recon: Tensor
+    quant: QuantizerOutput
+    latents: Tensor
 
 
 @dataclass
@@ -260,8 +277,8 @@ class FitTrainer(Trainer):
     """
 
     @abstractmethod
-    def fit(self, model: "Tokenizer", train: Any, val: Any) -> dict[str, float]:
-        """Fit `model` in place on the `train` dataset; returns figures to log, usually
+    def fit(self, model: nn.Module, train: Any, val: Any) -> dict[str, float]:
+        """Fit `model` (a `tokcore.Tokenizer`) in place on the `train` dataset; returns figures to log, usually
         measured on the `val` dataset (prefixed `val/`)."""
 
     def training_step(self, model: nn.Module, batch: Mapping[str, Any], step: int,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-import torch.utils.data
 from torch.utils.data import Dataset as _TorchDataset
 
 
@@ -41,22 +40,3 @@ def sample_key(dataset: Any, index: int) -> str:
         return str(dataset.key(index))
     except Exception:  # a sample that cannot even name itself is recorded under its index
         return f"#{index}"
-
-
-class GuardedDataset(torch.utils.data.Dataset):
-    """`dataset[i]` with any loading error (a corrupt or truncated file) turned into a failure
-    record `{"index", "key", "error"}`, so a long job records and skips the sample instead of dying."""
-
-    def __init__(self, dataset: Any):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        key = sample_key(self.dataset, index)
-        try:
-            s = self.dataset[index]
-            return {"index": index, "key": key, "input": s["input"], "meta": s.get("meta") or {}}
-        except Exception as err:
-            return {"index": index, "key": key, "error": f"{key}: cannot load: {type(err).__name__}: {err}"}

@@ -76,17 +76,7 @@ class Modality(ABC):
             raise InputError(f"{sample}: {self.name} input must be a tensor or array, got {type(x).__name__}")
         if not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int16, torch.int32, torch.int64)):
             raise InputError(f"{sample}: {self.name} input has dtype {x.dtype}; give floats or integers")
-        want = len(self.layout) + int(batched)
-        shape = "(B, " + ", ".join(self.layout) + ")" if batched else "(" + ", ".join(self.layout) + ")"
-        if x.dim() != want:
-            raise InputError(f"{sample}: {self.name} input must have shape {shape}, got {tuple(x.shape)}")
-        fixed = [(i + int(batched), int(c)) for i, c in enumerate(self.layout) if c.isdigit()]
-        if any(x.shape[i] != n for i, n in fixed):
-            raise InputError(f"{sample}: {self.name} input must have shape {shape}, got {tuple(x.shape)}")
-        if self.channels and x.shape[self.channel_axis(batched)] != self.channels:
-            axis = self.channel_axis(batched)
-            raise InputError(f"{sample}: {self.name} input needs {self.channels} channels on axis {axis} "
-                             f"of {shape}, got shape {tuple(x.shape)}")
+        self.check_shape(x, sample=sample, batched=batched)
         x = x.float()
         valid = self.valid_mask(x)
         values = x if valid is None else x[valid]
@@ -102,6 +92,21 @@ class Modality(ABC):
                                  f"expected range [{lo:g}, {hi:g}]; rescale the data or set value_range")
         self.check(x, sample=sample, batched=batched)
         return x
+
+    def check_shape(self, x: Tensor, *, sample: str, batched: bool) -> None:
+        """InputError unless `x`'s shape fits `layout` and `channels` (a modality whose samples
+        have no fixed number of axes overrides it)."""
+        want = len(self.layout) + int(batched)
+        shape = "(B, " + ", ".join(self.layout) + ")" if batched else "(" + ", ".join(self.layout) + ")"
+        if x.dim() != want:
+            raise InputError(f"{sample}: {self.name} input must have shape {shape}, got {tuple(x.shape)}")
+        fixed = [(i + int(batched), int(c)) for i, c in enumerate(self.layout) if c.isdigit()]
+        if any(x.shape[i] != n for i, n in fixed):
+            raise InputError(f"{sample}: {self.name} input must have shape {shape}, got {tuple(x.shape)}")
+        if self.channels and x.shape[self.channel_axis(batched)] != self.channels:
+            axis = self.channel_axis(batched)
+            raise InputError(f"{sample}: {self.name} input needs {self.channels} channels on axis {axis} "
+                             f"of {shape}, got shape {tuple(x.shape)}")
 
     def check(self, x: Tensor, *, sample: str, batched: bool) -> None:
         """Modality-specific checks beyond shape, finiteness and range (none by default)."""

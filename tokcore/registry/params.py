@@ -92,14 +92,19 @@ def resolve_params(cls: type, given: Mapping[str, Any], *, what: str) -> dict[st
 
 
 def plain(value: Any) -> Any:
-    """A YAML/JSON-friendly copy of a value (tuples to lists, numpy scalars to Python)."""
+    """`value` as plain JSON/YAML data: mappings to dicts with str keys, tuples to lists,
+    arrays, tensors and numpy scalars to (nested lists of) Python numbers; None, bool, int,
+    float and str as they are; anything else (a Path, say) as its `str`. Config defaults,
+    recorded modality parameters and token-store metadata all go through it."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, cabc.Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
-        return value.item()
-    return value
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy arrays and scalars, tensors
+        return plain(value.tolist())
+    return str(value)
 
 
 def check_type(value: Any, annotation: Any) -> bool:

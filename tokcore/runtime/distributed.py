@@ -18,6 +18,8 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
+from tokcore.runtime.device import resolve_device
+
 
 @dataclass(frozen=True)
 class Context:
@@ -43,14 +45,11 @@ def _env_int(*names: str, default: int) -> int:
 
 
 def from_environment(device: str = "auto") -> tuple[int, int, int, torch.device]:
+    """This process's rank, world size, local rank and device (see `resolve_device`)."""
     rank = _env_int("RANK", "SLURM_PROCID", default=0)
     world = _env_int("WORLD_SIZE", "SLURM_NTASKS", default=1)
     local = _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
-    dev = torch.device("cuda", local % max(torch.cuda.device_count(), 1)) if use_cuda else torch.device("cpu")
-    return rank, world, local, dev
+    return rank, world, local, resolve_device(device, local)
 
 
 @contextlib.contextmanager

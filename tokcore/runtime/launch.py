@@ -8,7 +8,6 @@ worker's own one-line error (a TokcoreError stays a usage error, exit 2).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import tempfile
@@ -16,8 +15,6 @@ import traceback
 import uuid
 from pathlib import Path
 from typing import Any, Callable
-
-import torch
 
 from tokcore.errors import TokcoreError
 
@@ -29,17 +26,6 @@ class WorkerFailed(RuntimeError):
 def launched() -> bool:
     """Whether torchrun or SLURM started this process as one rank of several."""
     return "WORLD_SIZE" in os.environ or "SLURM_NTASKS" in os.environ
-
-
-def autocast(device: torch.device, precision: str) -> Any:
-    """An autocast context for "fp32", "bf16", "fp16" or "auto" (bf16 on a GPU that has it)."""
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision not in ("bf16", "fp16"):
-        raise TokcoreError(f"precision '{precision}' is unknown; use auto, fp32, bf16 or fp16")
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 def _rank_entry(fn: Callable[..., Any], args: tuple, error_dir: str) -> Any:

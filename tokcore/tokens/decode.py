@@ -20,8 +20,8 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
     modality's `write_decoded` at `output/<key>` (plus suffix), undoing a per-sample
     normalization with the side information in the samples' metadata. Returns (samples, files)."""
     from tokcore.interfaces import Tokens
-    from tokcore.interfaces.modality import write_array
     from tokcore.run import Checkpoint, load_tokenizer
+    from tokcore.runtime.device import resolve_device
     from tokcore.tokens.store import sha256_file
 
     store = TokenStore(tokens)
@@ -29,13 +29,8 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
     if sha256_file(ckpt.weights()) != store.manifest["weights_sha256"]:
         raise TokcoreError(f"{tokens} was made by another tokenizer ({store.manifest['checkpoint']}); decode it "
                            "with that checkpoint")
-    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-    tok = load_tokenizer(ckpt.path, device=dev)
-    if tok.modality is not None:
-        write = tok.modality.write_decoded
-    else:
-        def write(x, path, meta):  # no modality: the raw array
-            return write_array(x, path)
+    tok = load_tokenizer(ckpt.path, device=resolve_device(device))
+    write = tok.modality.write_decoded
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     keys = list(store)[:limit] if limit is not None else list(store)

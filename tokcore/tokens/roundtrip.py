@@ -101,7 +101,7 @@ def token_bits(tokens_per_sample: int, index_shape: list[int], codebook_size: in
 
 
 def usage_line(codebook: dict, codebook_size: int) -> str:
-    """The report line for `tokcore.train.evaluate.codebook_usage`'s result; with several
+    """The report line for `tokcore.metrics.codebook.codebook_usage`'s result; with several
     codebooks (residual stages), each one's codes in use."""
     per = codebook.get("used_per_codebook", [codebook["used"]])
     used = f"{per[0]}/{codebook_size}" if len(per) == 1 else f"per stage {' '.join(map(str, per))} of {codebook_size}"

@@ -30,11 +30,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from tokcore.interfaces.data import GuardedDataset, sample_key
-from tokcore.errors import ConfigError, InputError, TokcoreError
+from tokcore.batch import GuardedDataset, Prepare
+from tokcore.interfaces.data import sample_key
+from tokcore.errors import ConfigError, TokcoreError
 from tokcore.runtime.io import atomic_write_json
-from tokcore.runtime.launch import autocast, launched, spawn
-from tokcore.interfaces.modality import SIDE_KEY, normalize_with
+from tokcore.runtime.device import autocast
+from tokcore.runtime.launch import launched, spawn
+from tokcore.runtime.progress import Progress
 from tokcore.tokens.store import (FORMAT, JOB, MANIFEST, SHARDS, list_shards, read_shard_index, sha256_file,
                                   shard_is_intact, token_dtype)
 from tokcore.run import Checkpoint, load_tokenizer
@@ -141,117 +143,6 @@ def make_job(checkpoint: str | Path, overrides: Sequence[str] = (), *, latent_dt
                latent_dtype)
 
 
-# -- data side (runs in DataLoader workers) ---------------------------------------------------------
-def plain(value: Any) -> Any:
-    """Metadata as JSON values."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, (np.ndarray, Tensor)):
-        return plain(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
-class Prepare:
-    """Collate for tokenize: group samples by shape, validate, stack and normalize.
-
-    Samples of different shapes go to separate groups (each one encoder call) instead of
-    failing; inputs that are not arrays (text) form one group, passed on as a list. A group
-    is validated in one batched call (every check is per sample, so the batch passes
-    exactly when each sample does); only when it fails are its samples checked one by one,
-    and those that fail become failure records with the reason. A modality's per-sample
-    side information (`Modality.side_info`) goes into each sample's metadata under
-    `SIDE_KEY`, so the store carries what decoding needs."""
-
-    def __init__(self, modality: Any):
-        self.modality = modality
-
-    def _validate(self, x: Tensor, name: str, batched: bool) -> Tensor:
-        if self.modality is not None:
-            return self.modality.validate(x, sample=name, batched=batched)
-        x = x.float()
-        if not bool(torch.isfinite(x).all()):
-            raise InputError(f"{name}: input has NaN or inf; clean or mask the data")
-        return x
-
-    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
-        failed, groups = [], {}
-        for s in samples:
-            if "error" in s:
-                failed.append({"index": s["index"], "error": s["error"]})
-                continue
-            if isinstance(s["input"], (str, bytes)):  # not an array: validated by the modality, as a list
-                groups.setdefault("objects", []).append((s, s["input"]))
-                continue
-            try:
-                x = torch.as_tensor(s["input"])
-            except Exception as err:
-                failed.append({"index": s["index"], "error": f"{s['key']}: invalid input: {type(err).__name__}: {err}"})
-                continue
-            groups.setdefault((tuple(x.shape), x.dtype), []).append((s, x))
-        out = []
-        for shape, members in groups.items():
-            try:
-                x = self._validate(_stack([x for _, x in members], shape), "batch", batched=True)
-            except Exception:  # find the samples at fault
-                kept = []
-                for s, x in members:
-                    try:
-                        kept.append((s, self._validate(x, s["key"], batched=False)))
-                    except Exception as err:
-                        failed.append({"index": s["index"], "error": str(err) if isinstance(err, InputError)
-                                       else f"{s['key']}: invalid input: {type(err).__name__}: {err}"})
-                if not kept:
-                    continue
-                members, x = kept, _stack([x for _, x in kept], shape)
-            metas = [plain(s["meta"]) for s, _ in members]
-            if self.modality is not None:
-                side = self.modality.side_info(x)
-                x = normalize_with(self.modality, x, side)
-                for b, meta in enumerate(metas if side is not None else []):
-                    meta[SIDE_KEY] = {k: v[b].tolist() for k, v in side.items()}
-            out.append({"input": x, "indices": [s["index"] for s, _ in members], "meta": metas})
-        failed.sort(key=lambda f: f["index"])
-        return {"groups": out, "failed": failed}
-
-
-def _stack(xs: list[Any], group: Any) -> Any:
-    return list(xs) if group == "objects" else torch.stack(xs)
-
-
-# -- progress ------------------------------------------------------------------------------------------
-class Progress:
-    """A tqdm bar (samples/s, ETA) on a terminal; a line every `every_s` seconds otherwise."""
-
-    def __init__(self, total: int, enabled: bool, every_s: float = 30.0):
-        self.total, self.enabled, self.every_s = total, enabled, every_s
-        self.n, self.start, self.last = 0, time.time(), time.time()
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="sample", desc="tokenize", dynamic_ncols=True, smoothing=0.1)
-
-    def update(self, n: int) -> None:
-        self.n += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.enabled and time.time() - self.last >= self.every_s:
-            self.last = time.time()
-            rate = self.n / max(self.last - self.start, 1e-9)
-            eta = (self.total - self.n) / rate if rate > 0 else float("inf")
-            print(f"tokenize: {self.n}/{self.total} samples, {rate:.1f}/s, ETA {eta:.0f}s", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 # -- encoding ------------------------------------------------------------------------------------------
 def encode_group(tok: Any, x: Tensor, amp: Any) -> list[np.ndarray]:
     """Token arrays of a stacked group, one per sample (valid tokens only when masked)."""
@@ -348,7 +239,7 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary
         writer = ShardWriter(out / SHARDS, f"rank{ctx.rank}", dtype, max_samples=opts.shard_samples,
                              max_bytes=opts.shard_bytes)
         amp = autocast(ctx.device, opts.precision)
-        progress = Progress(len(pending), ctx.is_main and opts.progress)
+        progress = Progress(len(pending), ctx.is_main and opts.progress, desc="tokenize", unit="sample")
         try:
             for batch in stream:
                 for f in batch["failed"]:
@@ -387,10 +278,9 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary
 
 def _modality(job: Job) -> Any:
     """The checkpoint's modality spec (from tokenizer.json, without loading the model)."""
-    from tokcore import registry
+    from tokcore.tokenizer import build_modality
 
-    modality = Checkpoint(job.checkpoint).meta()["modality"]
-    return registry.build("modality", modality) if modality else None
+    return build_modality(Checkpoint(job.checkpoint).meta()["modality"])
 
 
 def finalize(out: Path, job: Job, tok: Any, n: int, keys: list[str], dtype: np.dtype) -> dict[str, Any]:

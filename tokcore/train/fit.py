@@ -15,33 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from tokcore.config import dump
 from tokcore.config.spec import RunSpec
-from tokcore.interfaces.modality import write_array_samples
 from tokcore.run import checkpoint as ckpt
 from tokcore.run import meta as tokenizer_meta
 from tokcore.runtime.distributed import Context, barrier
 from tokcore.runtime.state import load_state
 from tokcore.train.build import build_parts, prepare_run_dir
 from tokcore.train.log import MetricsLog
+from tokcore.train.samples import first_samples, samples_path, write_samples
 
 FIT_STEP = 1
-
-
-def write_samples(model: Any, val_set: Any, path: Path, n: int = 8) -> None:
-    """The first `n` held-out inputs beside their round trip, written by the modality."""
-    raw = [val_set[i]["input"] for i in range(min(n, len(val_set)))]
-    if not raw:
-        return
-    batch = raw if isinstance(raw[0], (str, bytes)) else torch.stack([torch.as_tensor(x) for x in raw])
-    recon = model.decode(model.encode(batch))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if model.modality is not None:
-        model.modality.write_samples(batch, recon, path)
-    else:
-        write_array_samples(batch, recon, path)
 
 
 def fit_run(spec: RunSpec, run_dir: Path, resume: bool, ctx: Context) -> dict[str, float]:
@@ -60,7 +44,7 @@ def fit_run(spec: RunSpec, run_dir: Path, resume: bool, ctx: Context) -> dict[st
             log.message("fit: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
         finally:
             log.close()
-        write_samples(model, parts.val_set, run_dir / "samples" / f"step-{FIT_STEP}")
+        write_samples(model, first_samples(model, parts.val_set), samples_path(run_dir, FIT_STEP))
         state = {"step": FIT_STEP, "best": {"value": None, "step": None}, "metrics": metrics}
         ckpt.save_checkpoint(run_dir, FIT_STEP, Context(device=ctx.device), model=model.eval(), ema=None,
                              trainer=trainer, state=state, tokenizer_meta=tokenizer_meta.describe(model, spec),

@@ -8,10 +8,11 @@ a truncated last line).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from tokcore.runtime.progress import Progress
 
 
 class MetricsLog:
@@ -20,7 +21,8 @@ class MetricsLog:
         self.start = time.time()
         self.file = open(run / "metrics.jsonl", "a", encoding="utf-8") if enabled else None
         self.tb = None
-        self.bar = None
+        # a bar on a terminal; no periodic lines elsewhere (the log has the figures)
+        self.progress = Progress(total_steps, enabled, unit="step", initial=start_step, every_s=None)
         if not enabled:
             return
         try:
@@ -28,13 +30,6 @@ class MetricsLog:
 
             self.tb = SummaryWriter(str(run / "tb"))
         except ImportError:  # tensorboard is optional
-            pass
-        try:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
-                            disable=not sys.stderr.isatty())
-        except ImportError:
             pass
 
     def write(self, step: int, metrics: dict[str, Any]) -> None:
@@ -47,24 +42,17 @@ class MetricsLog:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)):
                     self.tb.add_scalar(k, v, step)
-        if self.bar is not None and "loss" in metrics:
-            self.bar.set_postfix(loss=f"{metrics['loss']:.4g}")
+        if "loss" in metrics:
+            self.progress.set_postfix(loss=f"{metrics['loss']:.4g}")
 
     def advance(self, step: int) -> None:
-        if self.bar is not None:
-            self.bar.update(step - self.bar.n)
+        self.progress.advance_to(step)
 
     def message(self, text: str) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None and not self.bar.disable:
-            self.bar.write(text)
-        else:
-            print(text, flush=True)
+        self.progress.write(text)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.progress.close()
         if self.tb is not None:
             self.tb.close()
         if self.file is not None:

@@ -24,24 +24,23 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import DataLoader
 
-from tokcore.batch import Collate, resize_batch, to_device
-from tokcore.interfaces.data import GuardedDataset
+from tokcore.batch import Collate, GuardedDataset, resize_batch, to_device
 from tokcore.config import dump
 from tokcore.config.spec import RunSpec, TrainSettings
 from tokcore.errors import ConfigError
-from tokcore.interfaces.modality import write_array_samples
 from tokcore.registry.hooks import plugin_manager
 from tokcore.run import checkpoint as ckpt
 from tokcore.run import meta as tokenizer_meta
 from tokcore.run.checkpoint import Checkpoint
 from tokcore.runtime.distributed import Context, all_reduce_grads, all_reduce_mean, any_rank
-from tokcore.runtime.launch import autocast as mixed_precision
+from tokcore.runtime.device import autocast as mixed_precision
 from tokcore.runtime.state import set_rng_state
 from tokcore.tokenizer import Tokenizer
 from tokcore.train.build import build_parts, prepare_run_dir, seed_everything
 from tokcore.train.evaluate import evaluate
 from tokcore.train.log import MetricsLog
 from tokcore.train.optim import WeightEMA, adamw, learning_rate, no_weight_decay
+from tokcore.train.samples import samples_path, write_samples
 from tokcore.train.sampler import StepBatchSampler
 
 
@@ -283,15 +282,8 @@ class TrainingRun:
         shown = self.ema.model if self.ema is not None else self.model
         one = TrainSettings(batch_size=min(8, len(self.val_set)), eval_batches=1)
         batch = next(self._val_batches(one, Context(device=self.ctx.device)), None)
-        if batch is None or batch["input"] is None:
-            return
-        recon = shown.decode(shown.encode(batch["raw"]))
-        (self.run_dir / "samples").mkdir(exist_ok=True)
-        target = self.run_dir / "samples" / f"step-{step}"
-        if shown.modality is not None:
-            shown.modality.write_samples(batch["raw"].cpu(), recon.cpu(), target)
-        else:
-            write_array_samples(batch["raw"].cpu(), recon.cpu(), target)
+        if batch is not None:
+            write_samples(shown, batch["raw"], samples_path(self.run_dir, step))
 
     def _save(self, step: int) -> None:
         state = {"step": step, "best": self.best, "scaler": self.scaler.state_dict(),

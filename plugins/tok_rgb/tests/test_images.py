@@ -10,7 +10,7 @@ from PIL import Image
 
 from tok_rgb.datasets import ImageFolder, ImageShards
 from tokcore import ConfigError, registry
-from tokcore.interfaces.data import GuardedDataset
+from tokcore.batch import GuardedDataset
 
 
 def save(path, array, **kw):

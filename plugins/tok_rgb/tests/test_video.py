@@ -11,7 +11,7 @@ import torch
 from tok_rgb.datasets import VideoFiles
 from tok_rgb.video import encode_mp4, probe
 from tokcore import registry
-from tokcore.interfaces.data import GuardedDataset
+from tokcore.batch import GuardedDataset
 from tokcore.errors import ConfigError
 
 

@@ -16,7 +16,7 @@ from torch import Tensor
 from tokcore.errors import ConfigError
 from tokcore.interfaces import Quantizer, QuantizerOutput
 from tokcore.builtins.quantizers._common import full_precision, projections, straight_through
-from tokcore.builtins.quantizers._stats import batch_stats
+from tokcore.metrics.codebook import batch_stats
 
 
 class FSQ(Quantizer):

@@ -25,7 +25,7 @@ from tokcore.errors import ConfigError
 from tokcore.interfaces import Quantizer, QuantizerOutput
 from tokcore.builtins.quantizers._common import full_precision, projections, straight_through
 from tokcore.builtins.quantizers._dist import differentiable_mean
-from tokcore.builtins.quantizers._stats import batch_stats
+from tokcore.metrics.codebook import batch_stats
 
 # Elements of the P table computed at once: bounds memory for very large codebooks.
 _TABLE_CHUNK_ELEMENTS = 1 << 20

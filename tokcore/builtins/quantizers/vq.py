@@ -27,7 +27,7 @@ from tokcore.builtins.quantizers._common import check_positive, full_precision, 
 from tokcore.builtins.quantizers._dist import all_gather_cat, all_reduce_sum_, world_size
 from tokcore.builtins.quantizers._kmeans import kmeans, sample_rows
 from tokcore.builtins.quantizers._search import nearest_codes
-from tokcore.builtins.quantizers._stats import code_counts, perplexity
+from tokcore.metrics.codebook import code_counts, perplexity
 
 # Cluster sizes below this carry no information: such a code keeps its vector.
 _EMPTY_CLUSTER = 1e-5
