@@ -29,7 +29,7 @@ _EXPORTS: dict[str, str] = {
     "Quantizer": "tokcore.interfaces:Quantizer",
     "QuantizerOutput": "tokcore.interfaces:QuantizerOutput",
     "Tokens": "tokcore.interfaces:Tokens",
-    "TokenizerOutput": "tokcore.tokenizer:TokenizerOutput",
+    "TokenizerOutput": "tokcore.interfaces:TokenizerOutput",
     "Loss": "tokcore.interfaces:Loss",
     "LossOutput": "tokcore.interfaces:LossOutput",
     "Trainer": "tokcore.interfaces:Trainer",
@@ -65,7 +65,7 @@ _EXPORTS: dict[str, str] = {
     # a tokenizer and its tokens: build from a model config, load a run, read a token store, read a config
     "Tokenizer": "tokcore.tokenizer:Tokenizer",
     "build_tokenizer": "tokcore.tokenizer:build_tokenizer",
-    "load_tokenizer": "tokcore.run.load:load_tokenizer",
+    "load_tokenizer": "tokcore.run:load_tokenizer",
     "TokenStore": "tokcore.tokens.store:TokenStore",
     "load_config": "tokcore.config:load",
     # held-out reports (`tokcore gaze-report`, ...): the whole pipeline, codebook statistics, baselines
@@ -87,22 +87,58 @@ if TYPE_CHECKING:
     from tokcore.builtins.losses import ReconstructionLoss, masked_mean
     from tokcore.builtins.trainers import AutoencoderTerms, VQVAETrainer
     from tokcore.config import load as load_config
-    from tokcore.errors import ConfigError, InputError, PluginLoadError, RegistryError, TokcoreError
-    from tokcore.interfaces import (Decoder, DiscreteDecoder, DiscreteEncoder, Encoder, FitTrainer, Loss, LossOutput,
-                                    Quantizer, QuantizerOutput, StepOutput, Tokens, Trainer)
+    from tokcore.errors import (
+        ConfigError,
+        InputError,
+        PluginLoadError,
+        RegistryError,
+        TokcoreError,
+    )
+    from tokcore.interfaces import (
+        Decoder,
+        DiscreteDecoder,
+        DiscreteEncoder,
+        Encoder,
+        FitTrainer,
+        Loss,
+        LossOutput,
+        Quantizer,
+        QuantizerOutput,
+        StepOutput,
+        TokenizerOutput,
+        Tokens,
+        Trainer,
+    )
     from tokcore.interfaces.data import Dataset
-    from tokcore.interfaces.modality import SIDE_KEY, Modality, write_array, write_array_samples
+    from tokcore.interfaces.modality import (
+        SIDE_KEY,
+        Modality,
+        write_array,
+        write_array_samples,
+    )
+    from tokcore.metrics.codebook import codebook_usage
     from tokcore.metrics.codecs import DCTCodec
     from tokcore.registry.hooks import register_report_command
     from tokcore.registry.hookspecs import hookimpl
-    from tokcore.run.load import load_tokenizer
-    from tokcore.runtime.io import (atomic_directory, atomic_write_bytes, atomic_write_figure, atomic_write_json,
-                                    atomic_write_text)
-    from tokcore.tokenizer import Tokenizer, TokenizerOutput, build_tokenizer
-    from tokcore.tokens.roundtrip import (ReportInputs, Roundtrip, report_inputs, roundtrip, save_report, token_bits,
-                                          usage_line)
+    from tokcore.run import load_tokenizer
+    from tokcore.runtime.io import (
+        atomic_directory,
+        atomic_write_bytes,
+        atomic_write_figure,
+        atomic_write_json,
+        atomic_write_text,
+    )
+    from tokcore.tokenizer import Tokenizer, build_tokenizer
+    from tokcore.tokens.roundtrip import (
+        ReportInputs,
+        Roundtrip,
+        report_inputs,
+        roundtrip,
+        save_report,
+        token_bits,
+        usage_line,
+    )
     from tokcore.tokens.store import TokenStore
-    from tokcore.metrics.codebook import codebook_usage
 
 
 def __getattr__(name: str) -> Any:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import tokcore
-from tokcore.config.settings import TrainSettings
+from tokcore.config.spec import TrainSettings
 from tokcore.nn.embeddings import PosEmbed2d
 from tokcore.train.optim import adamw, no_weight_decay
 

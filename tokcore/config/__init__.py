@@ -22,9 +22,9 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from tokcore.config.spec import TrainSettings
 from tokcore.errors import ConfigError, RegistryError
 from tokcore.registry.params import check_type, resolve_params, type_name
-from tokcore.config.spec import TrainSettings
 
 SCHEMA_VERSION = 1
 COMMAND_LINE = "command line"

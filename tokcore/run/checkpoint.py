@@ -27,8 +27,8 @@ from torch import nn
 
 from tokcore.errors import TokcoreError
 from tokcore.run import meta
-from tokcore.runtime.io import atomic_write_bytes, atomic_write_text
 from tokcore.runtime.distributed import Context, barrier
+from tokcore.runtime.io import atomic_write_bytes, atomic_write_text
 from tokcore.runtime.state import load_state, rng_state, save_state
 
 _STEP = re.compile(r"^step-(\d+)$")

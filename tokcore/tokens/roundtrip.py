@@ -16,8 +16,8 @@ import torch
 from tokcore.run import Checkpoint
 from tokcore.runtime.io import atomic_write_json
 from tokcore.tokens.decode import decode_store
-from tokcore.tokens.tokenize import tokenize
 from tokcore.tokens.store import TokenStore
+from tokcore.tokens.tokenize import tokenize
 
 
 def read_npy(path: Path) -> np.ndarray:

@@ -17,9 +17,7 @@ shape, NaN) or makes the encoder fail is recorded with the reason and skipped.
 
 from __future__ import annotations
 
-import json
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,15 +29,15 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from tokcore.batch import GuardedDataset, Prepare
-from tokcore.interfaces.data import sample_key
 from tokcore.errors import ConfigError, TokcoreError
-from tokcore.runtime.io import atomic_write_json
+from tokcore.interfaces.data import sample_key
+from tokcore.run import Checkpoint, load_tokenizer
 from tokcore.runtime.device import autocast
 from tokcore.runtime.launch import launched, spawn
 from tokcore.runtime.progress import Progress
-from tokcore.tokens.store import (FORMAT, JOB, MANIFEST, SHARDS, list_shards, read_shard_index, sha256_file,
-                                  shard_is_intact, token_dtype)
-from tokcore.run import Checkpoint, load_tokenizer
+from tokcore.tokens.assemble import finalize, repair
+from tokcore.tokens.job import Job, check_job, make_job
+from tokcore.tokens.store import MANIFEST, SHARDS, list_shards, token_dtype
 from tokcore.tokens.writer import ShardWriter
 
 LONG_TIMEOUT_S = 7 * 24 * 3600.0  # ranks wait for the slowest one at the end
@@ -71,30 +69,6 @@ class Options:
 
 
 @dataclass
-class Job:
-    """What is tokenized: fixed for the life of a store (a resumed run must match it)."""
-
-    checkpoint: str
-    weights: str
-    weights_sha256: str
-    data: dict[str, Any]
-    latent_dtype: str = "float32"
-
-    def record(self) -> dict[str, Any]:
-        return {"format": FORMAT, **asdict(self)}
-
-    def matches(self, other: dict[str, Any]) -> str | None:
-        """Why a store made for `other` cannot be continued by this job, or None."""
-        if other.get("weights_sha256") != self.weights_sha256:
-            return f"was made with other tokenizer weights ({other.get('weights')})"
-        if other.get("data") != self.data:
-            return f"was made from another dataset config ({json.dumps(other.get('data'), sort_keys=True)})"
-        if other.get("latent_dtype") != self.latent_dtype:
-            return f"stores latents as {other.get('latent_dtype')}"
-        return None
-
-
-@dataclass
 class Summary:
     output: str
     samples: int = 0           # in the store
@@ -105,42 +79,6 @@ class Summary:
     already_complete: bool = False
     exports: dict[str, str] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def samples_per_s(self) -> float:
-        return self.new / self.seconds if self.seconds > 0 else 0.0
-
-
-# -- the job from a checkpoint -------------------------------------------------------------------
-def data_config(ckpt: Checkpoint, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """The dataset config of the checkpoint's run, with `data.KEY=VALUE` overrides; the split
-    is "all" unless an override names one."""
-    from tokcore import config
-    from tokcore.registry.params import params_of
-
-    for item in overrides:
-        if not item.split("=", 1)[0].strip().startswith("data."):
-            raise ConfigError(f"'{item}': tokenize takes dataset overrides only (data.KEY=VALUE)",
-                              file=config.COMMAND_LINE)
-    spec = ckpt.spec(overrides)
-    if spec.data is None:
-        raise ConfigError("missing 'data'; give the dataset on the command line (data.name=... data.path=...)",
-                          file=spec.file)
-    data = spec.data.config()
-    if not any(o.split("=", 1)[0].strip() == "data.split" for o in overrides):
-        if "split" in {p.name for p in params_of(spec.data.cls())[0]}:
-            data["split"] = "all"
-    return data
-
-
-def make_job(checkpoint: str | Path, overrides: Sequence[str] = (), *, latent_dtype: str = "float32",
-             data: dict[str, Any] | None = None) -> Job:
-    ckpt = Checkpoint(Path(checkpoint).resolve())
-    w = ckpt.weights()
-    if latent_dtype not in ("float32", "float16"):
-        raise ConfigError(f"latent dtype '{latent_dtype}' is not supported; use float32 or float16")
-    return Job(str(ckpt.path), w.name, sha256_file(w), data if data is not None else data_config(ckpt, overrides),
-               latent_dtype)
 
 
 # -- encoding ------------------------------------------------------------------------------------------
@@ -160,38 +98,6 @@ def _check_range(arr: np.ndarray, codebook_size: int | None) -> None:
 
 
 # -- one rank --------------------------------------------------------------------------------------------
-def _prepare_store(out: Path, job: Job) -> None:
-    """Rank 0: record the job (or check it matches), discard remains of a killed run."""
-    recorded = out / JOB
-    if not recorded.is_file():
-        atomic_write_json(recorded, job.record())
-    folder = out / SHARDS
-    folder.mkdir(parents=True, exist_ok=True)
-    for p in folder.iterdir():
-        if p.name.startswith("."):  # a temporary file of a killed writer
-            p.unlink(missing_ok=True)
-    for index in sorted(folder.glob("*.json")):
-        data = read_shard_index(index)
-        if data is None or not shard_is_intact(index, data, checksum=True):
-            print(f"tokcore: discarding damaged shard {index.stem} (its samples are tokenized again)",
-                  file=sys.stderr)
-            index.unlink(missing_ok=True)
-            index.with_suffix(".bin").unlink(missing_ok=True)
-    for binary in folder.glob("*.bin"):  # written, but its index never was: not committed
-        if not binary.with_suffix(".json").is_file():
-            binary.unlink(missing_ok=True)
-
-
-def _check_job(out: Path, job: Job) -> None:
-    recorded = out / JOB
-    if recorded.is_file():
-        why = job.matches(json.loads(recorded.read_text(encoding="utf-8")))
-        if why:
-            raise TokcoreError(f"{out} holds a token store that {why}; choose another --output or delete it")
-    elif out.exists() and any(not p.name.startswith(".") and p.name != SHARDS for p in out.iterdir()):
-        raise TokcoreError(f"{out} exists and is not a token store; choose another --output")
-
-
 def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary:
     """Tokenize this rank's share (one process, or one rank of a distributed run)."""
     from tokcore import registry
@@ -199,7 +105,7 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary
 
     start = time.time()
     with process_group(opts.device, timeout_s=LONG_TIMEOUT_S) as ctx:
-        _check_job(out, job)
+        check_job(out, job)
         if dataset is None:
             try:
                 dataset = registry.build("dataset", job.data)
@@ -214,7 +120,7 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary
             seen[k] = i
         barrier(ctx)  # every rank checked the job before rank 0 writes it
         if ctx.is_main:
-            _prepare_store(out, job)
+            repair(out, job)
         barrier(ctx)
 
         done: set[str] = set()
@@ -283,59 +189,6 @@ def _modality(job: Job) -> Any:
     return build_modality(Checkpoint(job.checkpoint).meta()["modality"])
 
 
-def finalize(out: Path, job: Job, tok: Any, n: int, keys: list[str], dtype: np.dtype) -> dict[str, Any]:
-    """Rank 0, once every rank is done: check that each sample is in exactly once, then write
-    the manifest (which marks the store complete)."""
-    folder = out / SHARDS
-    for p in folder.iterdir():  # leftovers of ranks of an earlier attempt that nobody resumed
-        if p.name.startswith(".") or (p.suffix == ".bin" and not p.with_suffix(".json").is_file()):
-            p.unlink(missing_ok=True)
-    shards, failed, shapes, seen = [], [], set(), {}
-    for index, data in list_shards(folder):
-        if np.dtype(data["dtype"]) != dtype:
-            raise RuntimeError(f"shard {index.stem} holds {data['dtype']}, not {dtype.str}")
-        for e in data["samples"] + data["failed"]:
-            if e["key"] in seen:
-                raise RuntimeError(f"key {e['key']!r} is in shards {seen[e['key']]} and {index.stem}")
-            seen[e["key"]] = index.stem
-        shapes.update(tuple(e["shape"]) for e in data["samples"])
-        failed += data["failed"]
-        shards.append({"name": data["name"], "samples": len(data["samples"]), "failed": len(data["failed"]),
-                       "bytes": data["bytes"], "sha256": data["sha256"]})
-    missing = [k for k in keys if k not in seen]
-    if missing or len(seen) != n:
-        raise RuntimeError(f"the store misses {len(missing)} of {n} samples (first: {missing[:3]}); run again to resume")
-    info = tok.info()
-    manifest = {
-        "format": FORMAT,
-        "tokcore_version": _version(),
-        "checkpoint": job.checkpoint,
-        "weights": job.weights,
-        "weights_sha256": job.weights_sha256,
-        "data": job.data,
-        "kind": "indices" if tok.is_discrete else "latents",
-        "dtype": dtype.str,
-        "codebook_size": tok.codebook_size,
-        "index_shape": list(tok.index_shape),
-        "token_shape": list(next(iter(shapes))) if len(shapes) == 1 else None,
-        "variable_shape": len(shapes) > 1,
-        "modality": info.get("modality"),
-        "input_shape": info.get("input_shape"),
-        "num_samples": sum(s["samples"] for s in shards),
-        "num_failed": len(failed),
-        "failed": sorted(failed, key=lambda f: (f["index"], f["key"])),
-        "shards": shards,
-    }
-    atomic_write_json(out / MANIFEST, manifest)
-    return manifest
-
-
-def _version() -> str:
-    from tokcore._version import __version__
-
-    return __version__
-
-
 # -- entry point -------------------------------------------------------------------------------------------
 def _worker(job: dict[str, Any], out: str, opts: dict[str, Any]) -> dict[str, Any]:
     return asdict(run_rank(Job(**job), Path(out), Options(**opts)))
@@ -377,7 +230,7 @@ def tokenize(checkpoint: str | Path, output: str | Path, overrides: Sequence[str
     out = Path(output)
     start = time.time()
     if (out / MANIFEST).is_file():
-        _check_job(out, job)
+        check_job(out, job)
         summary = Summary(str(out), already_complete=True)
     elif nproc > 1 and not launched():
         if dataset is not None:

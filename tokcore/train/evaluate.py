@@ -9,9 +9,9 @@ import torch
 import torch.distributed as dist
 
 from tokcore.interfaces.modality import denormalize_with
-from tokcore.tokenizer import Tokenizer, _eval
 from tokcore.metrics.codebook import CodeHistogram
 from tokcore.runtime.distributed import Context
+from tokcore.tokenizer import Tokenizer, _eval
 
 
 @torch.no_grad()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from tokcore.config import dump
 from tokcore.config.spec import RunSpec

@@ -32,16 +32,21 @@ from tokcore.registry.hooks import plugin_manager
 from tokcore.run import checkpoint as ckpt
 from tokcore.run import meta as tokenizer_meta
 from tokcore.run.checkpoint import Checkpoint
-from tokcore.runtime.distributed import Context, all_reduce_grads, all_reduce_mean, any_rank
 from tokcore.runtime.device import autocast as mixed_precision
+from tokcore.runtime.distributed import (
+    Context,
+    all_reduce_grads,
+    all_reduce_mean,
+    any_rank,
+)
 from tokcore.runtime.state import set_rng_state
 from tokcore.tokenizer import Tokenizer
 from tokcore.train.build import build_parts, prepare_run_dir, seed_everything
 from tokcore.train.evaluate import evaluate
 from tokcore.train.log import MetricsLog
 from tokcore.train.optim import WeightEMA, adamw, learning_rate, no_weight_decay
-from tokcore.train.samples import samples_path, write_samples
 from tokcore.train.sampler import StepBatchSampler
+from tokcore.train.samples import samples_path, write_samples
 
 
 class TrainingDiverged(RuntimeError):
