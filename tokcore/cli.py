@@ -128,7 +128,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from tokcore.config.spec import RunSpec
 
-    spec = RunSpec.load(args.config, args.overrides)
+    output = Path(args.output or Path("runs") / Path(args.config).stem)
+    if args.resume:
+        from tokcore.train.resume import resume_spec
+
+        spec, notes = resume_spec(output, args.config, args.overrides)
+        for note in notes:
+            print(note, file=sys.stderr)
+    else:
+        spec = RunSpec.load(args.config, args.overrides)
     spec.require("model", "data")
     if args.dry_run:
         from tokcore.train.plan import dry_run
@@ -137,7 +145,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     from tokcore.train.launch import launch
 
-    output = Path(args.output or Path("runs") / Path(args.config).stem)
     metrics = launch(spec, output, resume=args.resume, nproc=args.nproc)
     shown = {k: v for k, v in metrics.items() if k.startswith(("val", "loss"))}
     print("final: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))

@@ -56,6 +56,41 @@ def latest_checkpoint(run: Path) -> Path | None:
     return found[-1][1] if found else None
 
 
+# What a resumable checkpoint holds besides the RNG states (model_ema.safetensors only when
+# the run keeps an EMA, which its config.yaml says).
+RESUMABLE = ("model.safetensors", "trainer.safetensors", "state.json", "state.safetensors", meta.FILE, "config.yaml")
+
+
+def incomplete(ckpt: Path) -> str:
+    """What is missing or unreadable in a checkpoint directory ("" when it is whole): files
+    deleted or truncated after it was written (a full disk, a copy cut short)."""
+    from safetensors import safe_open
+
+    wanted = list(RESUMABLE) + (["model_ema.safetensors"] if _keeps_ema(ckpt) else [])
+    for name in wanted:
+        file = ckpt / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.suffix == ".safetensors":
+            try:
+                with safe_open(str(file), "pt"):
+                    pass
+            except Exception as err:  # a truncated or garbled header
+                return f"{name} is unreadable ({err})"
+    return ""
+
+
+def latest_complete_checkpoint(run: Path) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint that is whole, and a line for each newer one that is not."""
+    skipped = []
+    for _, path in reversed(list_checkpoints(run)):
+        why = incomplete(path)
+        if not why:
+            return path, skipped
+        skipped.append(f"{path}: {why}; skipped")
+    return None, skipped
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint directory from a run directory (its latest) or a checkpoint directory."""
     p = Path(path)
@@ -92,11 +127,22 @@ class Checkpoint:
         """tokenizer.json, upgraded to the current format."""
         return meta.read(self.path)
 
+    def keeps_ema(self) -> bool:
+        """Whether the run kept EMA weights (train.ema_decay in its config.yaml)."""
+        return _keeps_ema(self.path)
+
     def weights(self, ema: bool = True) -> Path:
         """The tokenizer's weights: the EMA weights when the run kept them (unless `ema` is
-        False), else the raw ones. The one place this rule is written."""
+        False), else the raw ones. The one place this rule is written. A run that kept an
+        EMA but whose checkpoint lacks the file is an error, not a silent switch to the raw
+        weights (its tokens would not be the ones the run's evaluation measured)."""
         averaged = self.path / "model_ema.safetensors"
-        return averaged if ema and averaged.is_file() else self.path / "model.safetensors"
+        if ema and self.keeps_ema():
+            if not averaged.is_file():
+                raise TokcoreError(f"{averaged}: missing, though the run kept EMA weights (train.ema_decay); "
+                                   "the checkpoint is incomplete: use another checkpoint of the run")
+            return averaged
+        return self.path / "model.safetensors"
 
     def spec(self, overrides: Sequence[str] = ()) -> Any:
         """The run's resolved config (its config.yaml) as a RunSpec, with `overrides`."""
@@ -106,6 +152,16 @@ class Checkpoint:
         if not path.is_file():
             raise TokcoreError(f"{self.path}: the checkpoint has no config.yaml")
         return RunSpec.load(path, overrides)
+
+
+def _keeps_ema(ckpt: Path) -> bool:
+    import yaml
+
+    config = ckpt / "config.yaml"
+    if not config.is_file():
+        return (ckpt / "model_ema.safetensors").is_file()
+    train = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("train") or {}
+    return bool(train.get("ema_decay"))
 
 
 def weights_bytes(module: nn.Module) -> bytes:
@@ -121,9 +177,24 @@ def weights_bytes(module: nn.Module) -> bytes:
 def load_weights(module: nn.Module, file: Path, *, strict: bool = True) -> tuple[list[str], list[str]]:
     """Load a safetensors file; with strict=False only keys present with the same shape.
 
-    Returns (loaded keys, skipped keys)."""
-    state = load_file(str(file))
+    Returns (loaded keys, skipped keys). A missing or damaged file, or one made for another
+    model, is a TokcoreError naming the file."""
+    try:
+        state = load_file(str(file))
+    except FileNotFoundError:
+        raise TokcoreError(f"{file}: missing; the checkpoint is incomplete (use another checkpoint of the run)") from None
+    except Exception as err:  # safetensors' own errors name neither the file nor the fix
+        raise TokcoreError(f"{file}: not a readable safetensors file ({err}); the checkpoint is damaged "
+                           "(use another checkpoint of the run)") from None
     if strict:
+        own = module.state_dict()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        reshaped = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+        if missing or unexpected or reshaped:
+            what = [f"{len(v)} {n} ({v[0]}{', ...' if len(v) > 1 else ''})" for n, v in
+                    (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped)) if v]
+            raise TokcoreError(f"{file}: made for another model: tensors {'; '.join(what)}; load it into "
+                               "the model of the config it was saved with (its config.yaml)")
         module.load_state_dict(state, strict=True)
         return sorted(state), []
     own = module.state_dict()

@@ -30,6 +30,7 @@ class Progress:
         self.n = initial
         self.start = self.last = time.time()
         self.initial = initial
+        self.postfix: dict[str, Any] = {}
         self.bar: Any = None
         if enabled and sys.stderr.isatty():
             try:
@@ -47,15 +48,22 @@ class Progress:
             self.last = time.time()
             rate = (self.n - self.initial) / max(self.last - self.start, 1e-9)
             eta = (self.total - self.n) / rate if rate > 0 else float("inf")
-            print(f"{self.desc or 'progress'}: {self.n}/{self.total} {self.unit}s, {rate:.1f}/s, ETA {eta:.0f}s",
+            figures = "".join(f", {k} {v}" for k, v in self.postfix.items())
+            print(f"{self.desc or 'progress'}: {self.n}/{self.total} {self.unit}s, {rate:.3g}/s, ETA {eta:.0f}s{figures}",
                   file=sys.stderr, flush=True)
+
+    def resume_at(self, n: int) -> None:
+        """Units done before this process started (a resumed run): shown, not counted in the rate."""
+        self.initial = n
+        self.advance_to(n)
 
     def advance_to(self, n: int) -> None:
         """Units done so far (training counts steps, not increments)."""
         self.update(n - self.n)
 
     def set_postfix(self, **values: Any) -> None:
-        """Figures shown after the bar (e.g. loss=...)."""
+        """Figures shown after the bar, or at the end of each line (e.g. loss=...)."""
+        self.postfix.update(values)
         if self.bar is not None:
             self.bar.set_postfix(**values)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,10 @@ import torch
 
 from tokcore.config import dump
 from tokcore.config.spec import RunSpec
-from tokcore.errors import ConfigError, TokcoreError
+from tokcore.batch import GuardedDataset
+from tokcore.errors import ConfigError, InputError, TokcoreError
 from tokcore.interfaces import FitTrainer, Trainer
-from tokcore.run.checkpoint import latest_checkpoint
+from tokcore.run.checkpoint import latest_checkpoint, latest_complete_checkpoint
 from tokcore.runtime.distributed import Context, barrier
 from tokcore.runtime.io import atomic_write_text
 from tokcore.tokenizer import Tokenizer, build_tokenizer
@@ -40,6 +42,17 @@ def sample_shape(x: Any) -> tuple[int, ...]:
     return () if isinstance(x, (str, bytes)) else tuple(torch.as_tensor(x).shape)
 
 
+def first_loadable(dataset: Any, tries: int = 64) -> dict[str, Any]:
+    """The first sample of `dataset` that loads (what the model's input spec is read from): a
+    broken file that sorts first is skipped here and recorded when training meets it."""
+    errors = []
+    for record in map(GuardedDataset(dataset).__getitem__, range(min(tries, len(dataset)))):
+        if "error" not in record:
+            return record
+        errors.append(record["error"])
+    raise InputError(f"none of the first {len(errors)} samples loads: {errors[0]}")
+
+
 @dataclass
 class Parts:
     """Everything a run trains with."""
@@ -55,8 +68,20 @@ def build_parts(spec: RunSpec) -> Parts:
     then the trainer with the config's loss (a one-pass fit has no loss)."""
     spec.require("model", "data")
     train_set, val_set = spec.dataset("train"), spec.dataset("val")
+    if len(train_set) == 0:
+        raise ConfigError(f"the train split of data '{spec.data.name}' is empty; check data.path and the split "
+                          "settings", key="data", file=spec.where("data"))
+    best = spec.train.keep_best
+    if best is not None and not (best.startswith("val/") or (best.startswith("val_ema/") and spec.train.ema_decay)):
+        raise ConfigError(f"'{best}' is not an evaluation metric: they are val/... (val/loss, the modality's "
+                          "metrics, val/codebook/...) and, with train.ema_decay, val_ema/...", key="train.keep_best",
+                          file=spec.where("train.keep_best"))
+    if len(val_set) == 0 and best is not None:  # found out now, not after training
+        raise ConfigError(f"'{spec.train.keep_best}' is measured on held-out data, but the val split of data "
+                          f"'{spec.data.name}' is empty; set data.val_fraction above 0 (or give val data), or "
+                          "train.keep_best=null", key="train.keep_best", file=spec.where("train.keep_best"))
     seed_everything(spec.seed)
-    model = build_model(spec, sample_shape(train_set[0]["input"]))
+    model = build_model(spec, sample_shape(first_loadable(train_set)["input"]))
     trainer = spec.trainer.build()
     if not isinstance(trainer, FitTrainer):
         trainer.loss = spec.loss.build()
@@ -76,9 +101,14 @@ def build_model(spec: RunSpec, input_shape: tuple[int, ...]) -> Tokenizer:
 def prepare_run_dir(run_dir: Path, spec: RunSpec, resume: bool, ctx: Context) -> Path | None:
     """Create the run directory and record the config (rank 0); returns the checkpoint to
     resume from, or None. Refuses a run directory that has checkpoints unless resuming."""
-    latest = latest_checkpoint(run_dir)
-    if latest is not None and not resume:
+    if latest_checkpoint(run_dir) is not None and not resume:
         raise TokcoreError(f"{run_dir} already has checkpoints; pass --resume to continue it, or choose another --output")
+    latest, skipped = latest_complete_checkpoint(run_dir)
+    if skipped and latest is None:
+        raise TokcoreError(f"{run_dir}: no checkpoint of the run is complete ({skipped[0]}); train into another --output")
+    if ctx.is_main:
+        for line in skipped:  # resume from the newest whole checkpoint, saying why not from a newer one
+            print(f"resume: {line}", file=sys.stderr)
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", dump(spec.config))

@@ -21,8 +21,8 @@ class MetricsLog:
         self.start = time.time()
         self.file = open(run / "metrics.jsonl", "a", encoding="utf-8") if enabled else None
         self.tb = None
-        # a bar on a terminal; no periodic lines elsewhere (the log has the figures)
-        self.progress = Progress(total_steps, enabled, unit="step", initial=start_step, every_s=None)
+        # a bar with the loss and steps/s on a terminal; a line every 30 s elsewhere (a pipe, a log file)
+        self.progress = Progress(total_steps, enabled, desc="train", unit="step", initial=start_step, every_s=30.0)
         if not enabled:
             return
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,6 +48,9 @@ from tokcore.train.log import MetricsLog
 from tokcore.train.optim import WeightEMA, adamw, learning_rate, no_weight_decay
 from tokcore.train.sampler import StepBatchSampler
 from tokcore.train.samples import samples_path, write_samples
+
+
+SHOWN_FAILURES = 10  # failed samples announced on the console per process (all are recorded)
 
 
 class TrainingDiverged(RuntimeError):
@@ -80,6 +84,11 @@ class TrainingRun:
         self.model, self.trainer = parts.model, parts.trainer
         self.train_set, self.val_set = parts.train_set, parts.val_set
         self.log = MetricsLog(run_dir, s.steps, 0, ctx.is_main)
+        self.evaluates = len(self.val_set) > 0
+        self.keep_best = s.keep_best
+        if not self.evaluates:
+            self.log.message(f"no held-out samples (the val split of data '{spec.data.name}' is empty): the run "
+                             "trains and saves without evaluation or sample pictures")
         if s.init_from and latest is None:
             self._init_from(s.init_from)
         for part in s.freeze:
@@ -108,6 +117,7 @@ class TrainingRun:
         self.autocast = mixed_precision(ctx.device, s.precision)
         self.meta = tokenizer_meta.describe(self.model, spec)
         self.failed_log = run_dir / f"failed_samples.rank{ctx.rank}.jsonl"
+        self.failures_shown = 0
 
     # -- setting up ---------------------------------------------------------------------------
     def _init_from(self, source: str) -> None:
@@ -155,8 +165,12 @@ class TrainingRun:
         if s.eval_batches > 0:
             batches = batches[: s.eval_batches]
         loader = DataLoader(GuardedDataset(self.val_set), batch_sampler=batches, collate_fn=self.collate, num_workers=0)
+        failed = []
         for batch in loader:
+            failed += batch["failed"]
             yield to_device(batch, ctx.device)
+        if failed and ctx.is_main:  # held-out samples that fail would otherwise only thin the figures
+            self.log.message(f"evaluation skipped {len(failed)} held-out sample(s) that failed; first: {failed[0]['error']}")
 
     # -- the loop -----------------------------------------------------------------------------
     def train(self) -> dict[str, float]:
@@ -164,7 +178,7 @@ class TrainingRun:
         s = self.settings
         self.hooks.hook.tokcore_train_start(run=self.info)
         metrics: dict[str, float] = {}
-        self.log.advance(self.start_step)
+        self.log.progress.resume_at(self.start_step)
         try:
             for step in range(self.start_step, s.steps):
                 step_metrics = self._step(step)
@@ -177,9 +191,9 @@ class TrainingRun:
                     self.log.write(done, metrics)
                     self.hooks.hook.tokcore_train_step_end(run=self.info, step=done, metrics=metrics)
                 self.info.step = done
-                if _due(done, s.eval_every, s.steps):
+                if self.evaluates and _due(done, s.eval_every, s.steps):
                     metrics = {**metrics, **self._evaluate(done)}
-                if _due(done, s.samples_every, s.steps):
+                if self.evaluates and _due(done, s.samples_every, s.steps):
                     self._write_samples(done)
                 if _due(done, s.save_every, s.steps):
                     self._save(done)
@@ -194,11 +208,29 @@ class TrainingRun:
         for _ in range(self.settings.grad_accum):
             batch = next(self.batches)
             if batch["failed"]:
-                with open(self.failed_log, "a", encoding="utf-8") as f:
-                    f.writelines(json.dumps({"step": step, **x}) + "\n" for x in batch["failed"])
+                self._record_failures(step, batch["failed"])
             if batch["input"] is not None:  # None: every sample of it failed (recorded above)
                 micro.append(to_device(batch, self.ctx.device))
         return micro
+
+    def _record_failures(self, step: int, failed: list[dict[str, Any]]) -> None:
+        """Every failed sample goes to failed_samples.rank<R>.jsonl; the first few also to the
+        console, so a broken file is seen when it happens, not found later."""
+        with open(self.failed_log, "a", encoding="utf-8") as f:
+            f.writelines(json.dumps({"step": step, **x}) + "\n" for x in failed)
+        for x in failed:
+            self.failures_shown += 1
+            if self.failures_shown <= SHOWN_FAILURES:
+                self._say(f"step {step}: skipped {x['error']}")
+            if self.failures_shown == SHOWN_FAILURES:
+                self._say(f"(further failed samples are only recorded in {self.failed_log})")
+
+    def _say(self, text: str) -> None:
+        """A console line from any rank (rank 0's through the log, above its progress bar)."""
+        if self.ctx.is_main:
+            self.log.message(text)
+        else:
+            print(f"rank {self.ctx.rank}: {text}", file=sys.stderr, flush=True)
 
     def _step(self, step: int) -> dict[str, float] | None:
         """One optimizer step (each optimizer, over the micro-batches); its metrics averaged
@@ -273,12 +305,13 @@ class TrainingRun:
                        evaluate(self.ema.model, loss, self._val_batches(s, ctx), ctx, self.autocast).items()})
         self.log.write(step, ev)
         self.log.message(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in ev.items()))
-        if s.keep_best is not None:
-            if s.keep_best not in ev:
-                raise ConfigError(f"'{s.keep_best}' is not an evaluation metric; choose one of "
-                                  f"{', '.join(sorted(ev))}", key="train.keep_best", file=self.spec.where("train.keep_best"))
-            if self.best["value"] is None or ev[s.keep_best] < self.best["value"]:
-                self.best = {"value": ev[s.keep_best], "step": step}
+        if self.keep_best is not None:
+            if self.keep_best not in ev:  # known only now; a run is never thrown away for it
+                self.log.message(f"train.keep_best: '{self.keep_best}' is not an evaluation metric, so no best "
+                                 f"checkpoint is kept; the metrics are: {', '.join(sorted(ev))}")
+                self.keep_best = None
+            elif self.best["value"] is None or ev[self.keep_best] < self.best["value"]:
+                self.best = {"value": ev[self.keep_best], "step": step}
         return ev
 
     def _write_samples(self, step: int) -> None:

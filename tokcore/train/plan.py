@@ -7,9 +7,10 @@ import time
 
 import torch
 
-from tokcore.batch import Collate
+from tokcore.batch import Collate, GuardedDataset
+from tokcore.errors import InputError
 from tokcore.config.spec import RunSpec
-from tokcore.train.build import Parts, build_parts, is_fit
+from tokcore.train.build import Parts, build_parts, first_loadable, is_fit
 
 
 def _count(module: torch.nn.Module | None) -> int:
@@ -21,8 +22,11 @@ def dry_run(spec: RunSpec, nproc: int = 1) -> str:
     if is_fit(spec):
         return _fit_plan(spec, parts)
     s, model, train_set = spec.train, parts.model, parts.train_set
-    first = train_set[0]
-    batch = Collate(model.modality)([train_set[i] for i in range(min(s.batch_size, len(train_set)))])
+    first = first_loadable(train_set)
+    guarded = GuardedDataset(train_set)
+    batch = Collate(model.modality)([guarded[i] for i in range(min(s.batch_size, len(train_set)))])
+    if batch["input"] is None:
+        raise InputError(f"no sample of the first batch can be used: {batch['failed'][0]['error']}")
     t0 = time.perf_counter()
     out = parts.trainer.training_step(model.train(), batch, 0)
     out.loss.backward()
@@ -53,6 +57,10 @@ def dry_run(spec: RunSpec, nproc: int = 1) -> str:
         f"{f', EMA {s.ema_decay}' if s.ema_decay else ''}",
         f"one step  loss {float(out.loss.detach()):.4g} on {len(batch['keys'])} samples in {seconds:.2f} s (this process, CPU)",
     ]
+    for f in batch["failed"]:
+        lines.append(f"skipped   {f['error']}")
+    if len(parts.val_set) == 0:
+        lines.append("no eval   the val split is empty: the run trains and saves without evaluation")
     return "\n".join(lines)
 
 
