@@ -143,7 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     from tokcore.train.launch import launch
 
-    output = Path(args.output or Path("runs") / Path(args.config).stem)
+    output = Path(args.output or Path("runs") / config.sources.run_name(args.config))  # tok-gaze:quick -> tok-gaze-quick
     metrics = launch(cfg, output, resume=args.resume, nproc=args.nproc)
     shown = {k: v for k, v in metrics.items() if k.startswith(("val", "loss"))}
     print("final: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
