@@ -34,14 +34,14 @@ def test_base_entries_may_name_a_packaged_config(tmp_path):
     child.write_text("_base_: tokcore:walks\n")
     with pytest.raises(ConfigError) as err:
         config.load(child)
-    assert str(err.value) == (f"{child}: _base_: tokcore:walks: tokcore has no config 'walks'; "
+    assert str(err.value) == (f"{child}: _base_: tokcore:walks: tokcore has no config 'walks' "
                               "(its configs: reconstruction, walks-fsq)")
 
 
 @pytest.mark.parametrize("spec, message", [
     ("tokcor:walks-fsq", "tokcor:walks-fsq: no installed plugin 'tokcor'; did you mean 'tokcore'? "
                          "(tokcore plugins lists them)"),
-    ("tok-nothing-alike:quick", "tok-nothing-alike:quick: no installed plugin 'tok-nothing-alike'; "
+    ("tok-nothing-alike:quick", "tok-nothing-alike:quick: no installed plugin 'tok-nothing-alike' "
                                 "(tokcore plugins lists them)"),
     ("tokcore:walks-fsk", "tokcore:walks-fsk: tokcore has no config 'walks-fsk'; did you mean 'walks-fsq'? "
                           "(its configs: reconstruction, walks-fsq)"),

@@ -72,8 +72,8 @@ def packaged(plugin: str, name: str) -> Source:
         if not known:
             raise ConfigError(f"{plugin} ships no configs; give a config file's path", file=label)
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise ConfigError(f"{plugin} has no config '{name}'; {hint}(its configs: {', '.join(known)})", file=label)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"{plugin} has no config '{name}'{hint} (its configs: {', '.join(known)})", file=label)
     return Source(path, label)
 
 
@@ -136,8 +136,8 @@ def _not_installed(plugin: str) -> str:
         return f"{plugin} is not installed: pip install {plugin}"
     known = sorted({canonical(d) for d in _plugin_dists()} | first_party | {CORE})
     close = difflib.get_close_matches(plugin, known, n=1, cutoff=0.75)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"no installed plugin '{plugin}'; {hint}(tokcore plugins lists them)"
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"no installed plugin '{plugin}'{hint} (tokcore plugins lists them)"
 
 
 def _plugin_dists() -> list[str]:
