@@ -18,6 +18,13 @@ def test_a_packaged_config_loads_and_errors_name_it_plugin_colon_name():
     assert config.load("tokcore:walks-fsq.yaml", resolve=False).data == cfg.data  # a .yaml suffix is allowed
 
 
+def test_a_base_beside_a_packaged_config_is_named_as_packaged():
+    if "tok-gaze" not in sources.available():
+        pytest.skip("tok-gaze is not installed")
+    cfg = config.load("tok-gaze:egom2p", resolve=False)
+    assert cfg.where(("modality", "fov")) == "tok-gaze:quick" and cfg.where(("train", "steps")) == "tok-gaze:egom2p"
+
+
 def test_an_existing_path_wins_over_plugin_colon_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tokcore:walks-fsq").write_text("tokcore: 1\nseed: 7\n")

@@ -154,7 +154,7 @@ def _read(source: Source, chain: tuple[Source, ...], including: str = "") -> Con
     merged = Config({}, {}, shown)
     for base in bases:
         try:  # a path relative to this file, or PLUGIN:NAME
-            found = sources.locate(base, relative_to=path)
+            found = sources.locate(base, including=source)
         except ConfigError as err:
             raise ConfigError(f"{base}: {err.message}", key="_base_", file=shown) from None
         _merge(merged, _read(found, chain + (source,), shown))

@@ -33,6 +33,7 @@ class Source:
 
     path: Path
     label: str  # the path as given, or `tok-gaze:quick`
+    plugin: str = ""  # the distribution that ships it, if it is a packaged config
 
 
 def canonical(dist: str) -> str:
@@ -49,16 +50,19 @@ def parse(spec: str) -> tuple[str, str] | None:
     return canonical(m["plugin"]), name
 
 
-def locate(spec: str | Path, *, relative_to: Path | None = None) -> Source:
-    """The file `spec` names: an existing path (relative to `relative_to`'s folder for a
-    `_base_` entry), else `PLUGIN:NAME`, else the path as given (its reader reports it missing)."""
+def locate(spec: str | Path, *, including: Source | None = None) -> Source:
+    """The file `spec` names: an existing path (relative to the folder of `including`, the
+    config whose `_base_` names it), else `PLUGIN:NAME`, else the path as given (its reader
+    reports it missing). A file beside a packaged config is named as packaged too."""
     if isinstance(spec, Path):
         return Source(spec, str(spec))
-    path = relative_to.parent / spec if relative_to is not None else Path(spec)
+    path = including.path.parent / spec if including is not None else Path(spec)
     parsed = None if path.exists() else parse(spec)
-    if parsed is None:
-        return Source(path, str(path))
-    return packaged(*parsed)
+    if parsed is not None:
+        return packaged(*parsed)
+    if including is not None and including.plugin and path.parent == including.path.parent and path.suffix == SUFFIX:
+        return Source(path, f"{including.plugin}:{path.stem}", including.plugin)
+    return Source(path, str(path))
 
 
 def packaged(plugin: str, name: str) -> Source:
@@ -74,7 +78,7 @@ def packaged(plugin: str, name: str) -> Source:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise ConfigError(f"{plugin} has no config '{name}'{hint} (its configs: {', '.join(known)})", file=label)
-    return Source(path, label)
+    return Source(path, label, plugin)
 
 
 def run_name(spec: str | Path) -> str:
