@@ -3,7 +3,7 @@ called directly, in one run.
 
     python benchmarks/text.py [--checkpoint DIR] [--texts 8192] [--batch 256] [--repeat 7]
 
-Without `--checkpoint` it first fits the 16k vocabulary of `cfgs/text/wordpiece.yaml` on the
+Without `--checkpoint` it first fits the 16k vocabulary of the config `tok-text:quick` on the
 embedded corpus with `tokcore train` (into a temporary run directory) and prints how long
 the fit took. Both sides then encode the same held-out paragraphs in batches of `--batch`:
 
@@ -36,12 +36,10 @@ from tokenizers import Tokenizer
 import tokcore
 from tokcore.run.checkpoint import resolve_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def fit(run: Path) -> dict[str, float]:
     """Fit the 16k vocabulary with `tokcore train`; returns the fit's logged figures."""
-    subprocess.run([sys.executable, "-m", "tokcore", "train", "--config", str(ROOT / "cfgs/text/wordpiece.yaml"),
+    subprocess.run([sys.executable, "-m", "tokcore", "train", "--config", "tok-text:quick",
                     "--output", str(run)], check=True, stdout=subprocess.DEVNULL)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return rows[-1]

@@ -21,8 +21,8 @@ job() {  # train, tokenize the held-out split, decode it, report against the DCT
   tokcore decode --checkpoint "$run" --tokens "$run/roundtrip-val/tokens" --output "$run/roundtrip-val/decoded"
   tokcore "$report" --run "$run"
 }
-job cfgs/gaze/quick.yaml "$run" gaze-report
+job tok-gaze:quick "$run" gaze-report
 if [ "${CAMERA:-0}" = 1 ]; then
-  job cfgs/camera/quick.yaml runs/demo-camera camera-report
+  job tok-camera:quick runs/demo-camera camera-report
 fi
 echo "training samples: $run/samples/   tokens: $run/roundtrip-val/   report: $run/report/   total $((SECONDS - start)) s"

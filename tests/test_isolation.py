@@ -1,5 +1,8 @@
-"""Each plugin installs into a fresh virtual environment with only tokcore beside it, passes
-its own tests there, and `tokcore list` there shows its components and no other plugin's."""
+"""Each plugin installs (non-editable: built wheels) into a fresh virtual environment with only
+tokcore beside it, passes its own tests there, run from a copy of its tests folder outside the
+repository so that nothing from the source tree is importable by accident (configs come as
+package data, `tok-gaze:quick`), and `tokcore list` there shows its components and no other
+plugin's."""
 
 import json
 import os
@@ -52,9 +55,18 @@ def test_plugin_alone_with_tokcore(plugin, tmp_path):
     py = venv / "bin" / "python"
     # torch first, pinned, so that nothing later can pull another build
     sh(uv, "pip", "install", "-q", "--python", py, *_find_links(), torch_pin)
+    # built from the working tree every time (uv would otherwise reuse a cached wheel whose
+    # configs may be stale), installed non-editable with the plugin's test extra
     sh(uv, "pip", "install", "-q", "--python", py, *_find_links(), "-c", tmp_path / "constraints.txt",
-       ROOT, f"{folder}[test]")  # the plugin's test extra: whatever its own tests need
-    sh(py, "-m", "pytest", "-q", "tests", cwd=folder)
+       "--refresh-package", "tokcore", "--refresh-package", dist, ROOT, f"{folder}[test]")
+    # the tests alone, outside the repository: the plugin and its configs come from the venv
+    work = tmp_path / "work"
+    shutil.copytree(folder / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    sh(py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--import-mode=importlib", "--rootdir", work, "tests",
+       cwd=work, env=env)
+    where = sh(py, "-c", f"import {dist.replace('-', '_')} as m; print(m.__file__)", cwd=work).stdout.strip()
+    assert Path(where).is_relative_to(venv), where  # the installed package, not the source tree
     rows = json.loads(sh(venv / "bin" / "tokcore", "list", "--json").stdout)
     providers = {r["distribution"] for r in rows}
     assert providers == {"tokcore", dist}, providers

@@ -126,9 +126,10 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tokcore.config import sources
     from tokcore.config.spec import RunSpec
 
-    output = Path(args.output or Path("runs") / Path(args.config).stem)
+    output = Path(args.output or Path("runs") / sources.run_name(args.config))  # tok-gaze:quick -> tok-gaze-quick
     if args.resume:
         from tokcore.train.resume import resume_spec
 

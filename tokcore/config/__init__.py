@@ -1,12 +1,13 @@
 """Configs: YAML files that assemble a tokenizer and its training from registry names.
 
 Precedence, lowest first: component defaults (from each class's signature) < `_base_`
-files (deep-merged, in order, paths relative to the including file) < the file itself <
-`k.e.y=value` overrides from the command line (values parsed as YAML). A component is a
-mapping with `name:` plus its parameters; its kind comes from where it sits. When a later
-layer names a *different* component at the same place, it replaces the earlier mapping
-whole instead of merging into it (so `model.quantizer.name=fsq` does not inherit vq's
-parameters).
+files (deep-merged, in order; paths relative to the including file, or `PLUGIN:NAME`) <
+the file itself < `k.e.y=value` overrides from the command line (values parsed as YAML).
+A config is a path or `PLUGIN:NAME`, a config shipped inside a plugin (see `sources`).
+A component is a mapping with `name:` plus its parameters; its kind comes from where it
+sits. When a later layer names a *different* component at the same place, it replaces the
+earlier mapping whole instead of merging into it (so `model.quantizer.name=fsq` does not
+inherit vq's parameters).
 
 Every error names the file the offending key came from, the key, and the fix.
 """
@@ -22,6 +23,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from tokcore.config import sources
+from tokcore.config.sources import Source
 from tokcore.config.spec import TrainSettings
 from tokcore.errors import ConfigError, RegistryError
 from tokcore.registry.params import check_type, resolve_params, type_name
@@ -118,12 +121,12 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _read(path: Path, chain: tuple[Path, ...], including: str = "") -> Config:
-    shown = str(path)
-    if path.resolve() in [p.resolve() for p in chain]:
-        cycle = " -> ".join(str(p) for p in chain + (path,))
+def _read(source: Source, chain: tuple[Source, ...], including: str = "") -> Config:
+    path, shown = source.path, source.label
+    if path.resolve() in [s.path.resolve() for s in chain]:
+        cycle = " -> ".join(s.label for s in chain + (source,))
         raise ConfigError(f"circular inclusion {cycle}; remove one of these _base_ entries",
-                          key="_base_", file=str(chain[-1]))
+                          key="_base_", file=chain[-1].label)
     if not path.is_file():
         if including:
             raise ConfigError(f"no such file '{path}'; _base_ paths are relative to the including file",
@@ -150,7 +153,11 @@ def _read(path: Path, chain: tuple[Path, ...], including: str = "") -> Config:
         raise ConfigError("_base_ must be a file path or a list of file paths", key="_base_", file=shown)
     merged = Config({}, {}, shown)
     for base in bases:
-        _merge(merged, _read(path.parent / base, chain + (path,), shown))
+        try:  # a path relative to this file, or PLUGIN:NAME
+            found = sources.locate(base, including=source)
+        except ConfigError as err:
+            raise ConfigError(f"{base}: {err.message}", key="_base_", file=shown) from None
+        _merge(merged, _read(found, chain + (source,), shown))
     _merge(merged, Config(data, _mark(data, shown), shown))
     merged.path = shown
     return merged
@@ -181,11 +188,12 @@ def parse_overrides(overrides: Iterable[str]) -> Config:
 
 def load(path: str | Path, overrides: Iterable[str] = (), *, resolve: bool = True,
          defaults: Mapping[str, Any] | None = None) -> Config:
-    """Read `path` with its bases and overrides; validate and fill defaults if `resolve`.
+    """Read `path` (a file, or `PLUGIN:NAME` such as `tok-gaze:quick`: see `sources`) with its
+    bases and overrides; validate and fill defaults if `resolve`.
 
     `defaults` is the lowest layer (a command's own defaults, like the default trainer).
     """
-    cfg = _read(Path(path), ())
+    cfg = _read(sources.locate(path), ())
     if defaults:
         base = Config(_copy(dict(defaults)), {}, cfg.path)
         _merge(base, cfg)

@@ -2,29 +2,27 @@
 split, decode it, compare with the DCT codec and write the plot."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from tokcore.cli import main
 
-CFG = Path(__file__).resolve().parents[3] / "cfgs" / "camera"
 
 
 # quick spends EgoM2P's 240 bits as one token x 30 residual stages of 256 codes, egom2p as
 # 30 tokens x 1 code
-@pytest.mark.parametrize("name, tokens", [("quick.yaml", 1), ("egom2p.yaml", 30)])
+@pytest.mark.parametrize("name, tokens", [("tok-camera:quick", 1), ("tok-camera:egom2p", 30)])
 def test_configs_resolve(name, tokens, capsys):
-    assert main(["train", "--config", str(CFG / name), "data.num_clips=16", "--dry-run"]) == 0
+    assert main(["train", "--config", name, "data.num_clips=16", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert f"tokens    grid ({tokens},) = {tokens} per sample" in out and "codebook 256" in out
     assert "bits      240 per sample" in out
 
 
-@pytest.mark.parametrize("name", ["quick.yaml"])
+@pytest.mark.parametrize("name", ["tok-camera:quick"])
 def test_train_then_report(name, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--config", str(CFG / name), "--output", str(run), "data.num_clips=24",
+    assert main(["train", "--config", name, "--output", str(run), "data.num_clips=24",
                  "train.steps=2", "train.batch_size=8", "train.log_every=1"]) == 0
     assert (run / "samples" / "step-2.png").is_file()
     assert main(["camera-report", "--run", str(run)]) == 0

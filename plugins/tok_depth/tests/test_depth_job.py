@@ -2,7 +2,6 @@
 tokenize the held-out crops, decode them, compare with the grid codec and write the pictures."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,23 +9,22 @@ import torch
 
 from tokcore.cli import main
 
-CFG = Path(__file__).resolve().parents[3] / "cfgs" / "depth"
 SMALL = ["data.train_crops=16", "train.steps=2", "train.batch_size=8", "train.log_every=1"]
 
 
-@pytest.mark.parametrize("name, grid, bits", [("quick.yaml", 8, 512), ("full.yaml", 14, 2548)])
+@pytest.mark.parametrize("name, grid, bits", [("tok-depth:quick", 8, 512), ("tok-depth:4m-depth", 14, 2548)])
 def test_configs_resolve(name, grid, bits, capsys, tmp_path):
-    data = [] if name == "quick.yaml" else [f"data.path={tmp_path}", "train.batch_size=2", "train.num_workers=0"]
+    data = [] if name == "tok-depth:quick" else [f"data.path={tmp_path}", "train.batch_size=2", "train.num_workers=0"]
     np.save(tmp_path / "d.npy", np.full((256, 256), 2.0, dtype=np.float32))
-    assert main(["config", "--config", str(CFG / name), *data]) == 0
-    assert main(["train", "--config", str(CFG / name), *data, "--dry-run"]) == 0
+    assert main(["config", "--config", name, *data]) == 0
+    assert main(["train", "--config", name, *data, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert f"grid ({grid}, {grid}) = {grid * grid} per sample" in out and f"bits      {bits} per sample" in out
 
 
 def test_train_then_report_on_the_real_disparity(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--config", str(CFG / "quick.yaml"), "--output", str(run), *SMALL]) == 0
+    assert main(["train", "--config", "tok-depth:quick", "--output", str(run), *SMALL]) == 0
     assert (run / "samples" / "step-2.png").is_file()
     assert main(["depth-report", "--run", str(run)]) == 0
     out = capsys.readouterr().out
@@ -41,14 +39,14 @@ def test_train_then_report_on_the_real_disparity(tmp_path, capsys):
 
 
 def test_per_image_statistics_survive_the_token_store(tmp_path):
-    """Robust normalization (quick.yaml's): the store keeps each crop's shift and scale in its metadata, and
+    """Robust normalization (tok-depth:quick's): the store keeps each crop's shift and scale in its metadata, and
     `tokcore decode` gives exactly what the tokenizer's own decode(encode(x)) gives."""
     from tokcore.run.load import load_tokenizer
     from tokcore.tokens.roundtrip import roundtrip
     from tokcore.tokens.store import TokenStore
 
     run = tmp_path / "run"
-    assert main(["train", "--config", str(CFG / "quick.yaml"), "--output", str(run), *SMALL]) == 0
+    assert main(["train", "--config", "tok-depth:quick", "--output", str(run), *SMALL]) == 0
     r = roundtrip(run, "val")
     store = TokenStore(run / "roundtrip-val" / "tokens")
     side = store.meta(r.keys[0])["normalization"]

@@ -2,19 +2,17 @@
 split, decode it, compare with the DCT codec and write the plot."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from tokcore.cli import main
 
-CFG = Path(__file__).resolve().parents[3] / "cfgs" / "gaze"
 
 
 # quick spends EgoM2P's 240 bits as 1 token x 30 residual stages of 256 codes
-@pytest.mark.parametrize("name, tokens", [("quick.yaml", 1), ("egom2p.yaml", 30)])
+@pytest.mark.parametrize("name, tokens", [("tok-gaze:quick", 1), ("tok-gaze:egom2p", 30)])
 def test_configs_resolve(name, tokens, capsys):
-    assert main(["train", "--config", str(CFG / name), "data.num_clips=16", "--dry-run"]) == 0
+    assert main(["train", "--config", name, "data.num_clips=16", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert f"tokens    grid ({tokens},) = {tokens} per sample" in out and "codebook 256" in out
     assert "bits      240 per sample" in out
@@ -22,7 +20,7 @@ def test_configs_resolve(name, tokens, capsys):
 
 def test_train_then_report(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--config", str(CFG / "quick.yaml"), "--output", str(run), "data.num_clips=24",
+    assert main(["train", "--config", "tok-gaze:quick", "--output", str(run), "data.num_clips=24",
                  "train.steps=2", "train.batch_size=8", "train.log_every=1"]) == 0
     assert (run / "samples" / "step-2.png").is_file()
     assert main(["gaze-report", "--run", str(run)]) == 0

@@ -24,7 +24,6 @@ from tokcore.tokenizer import build_tokenizer  # noqa: E402
 from tokcore.train.log import read_metrics  # noqa: E402
 from tok_rgb.diffusion.schedule import add_noise, ddim_sample, predicted_x0, prediction_target  # noqa: E402
 
-CFG = Path(__file__).resolve().parents[3] / "cfgs" / "rgb"
 TINY_UNET = {"name": "divae", "in_dim": 4, "downsample": 8, "patch_size": 2, "channels": [8, 16],
              "layers_per_block": 1, "attention_levels": [1], "norm_groups": 4, "num_train_timesteps": 100,
              "sampling_steps": 4}
@@ -226,15 +225,15 @@ def photo_crops(n: int = 48, side: int = 32) -> np.ndarray:
 
 def quick_args(tmp_path: Path) -> list[str]:
     np.save(tmp_path / "crops.npy", photo_crops())
-    return ["--config", str(CFG / "divae-quick.yaml"), f"data.path={tmp_path / 'crops.npy'}", "data.val_fraction=0.25",
+    return ["--config", "tok-rgb:divae-quick", f"data.path={tmp_path / 'crops.npy'}", "data.val_fraction=0.25",
             "model.encoder.base_channels=8", "model.decoder.channels=[8, 16, 16]", "model.decoder.sampling_steps=3",
             "train.batch_size=8",
             "train.log_every=1", "train.eval_batches=1", "train.warmup_steps=2", "train.lr=3.0e-3"]
 
 
 def test_configs_resolve(capsys):
-    for name, grid in (("divae-quick.yaml", "(4, 4)"), ("divae-4m.yaml", "(14, 14)")):
-        assert main(["config", "--config", str(CFG / name)]) == 0
+    for name, grid in (("tok-rgb:divae-quick", "(4, 4)"), ("tok-rgb:divae-4m", "(14, 14)")):
+        assert main(["config", "--config", name]) == 0
         cfg = yaml.safe_load(capsys.readouterr().out)
         assert cfg["model"]["decoder"]["name"] == "divae" and cfg["trainer"]["name"] == "diffusion"
     assert cfg["model"]["decoder"]["channels"] == [256, 512, 512, 512] and cfg["model"]["quantizer"]["codebook_size"] == 16384

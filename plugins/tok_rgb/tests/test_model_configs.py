@@ -1,9 +1,7 @@
-"""The model configs of cfgs/rgb resolve, and build into the tokenizers they describe: full
+"""The model configs tok-rgb ships resolve, and build into the tokenizers they describe: full
 sizes on the meta device (no memory, no time), the quick video model for real."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,13 +10,11 @@ import tokcore
 from tokcore import registry
 from tokcore.config import load
 
-CFG = Path(__file__).resolve().parents[3] / "cfgs" / "rgb"
-
 
 def resolved(name: str) -> dict:
-    """The config, resolved; its data section swapped for core's `arrays` when tok-rgb's
-    datasets are not installed (they come with tok-rgb's data part)."""
-    path = CFG / name
+    """The config `tok-rgb:NAME`, resolved; its data section swapped for core's `arrays` when
+    tok-rgb's datasets are not installed (they come with tok-rgb's data part)."""
+    path = f"tok-rgb:{name}"
     raw = load(path, resolve=False).data
     data = raw["data"]["name"]
     overrides = [] if data in registry.list("dataset") else ["data.name=arrays", f"data.path={path}"]
@@ -31,7 +27,7 @@ def build(cfg: dict, input_shape: tuple[int, ...], meta: bool) -> tokcore.Tokeni
 
 
 def test_4m_rgb_is_a_vit_b16_vq_of_16k_codes_giving_14x14_tokens_at_224px():
-    cfg = resolved("4m-rgb.yaml")
+    cfg = resolved("4m-rgb")
     model = build(cfg, (3, 224, 224), meta=True)
     info = model.info()
     assert info["token_grid"] == [14, 14] and info["codebook_size"] == 16384 and info["latent_dim"] == 32
@@ -43,7 +39,7 @@ def test_4m_rgb_is_a_vit_b16_vq_of_16k_codes_giving_14x14_tokens_at_224px():
 
 
 def test_dv4x8x8_codes_17_frames_as_5x_h8_x_w8_and_a_picture_as_one_frame():
-    cfg = resolved("dv4x8x8.yaml")
+    cfg = resolved("dv4x8x8")
     model = build(cfg, (3, 17, 256, 256), meta=True)
     info = model.info()
     assert info["token_grid"] == [5, 32, 32] and info["codebook_size"] == 8 * 8 * 8 * 5 * 5 * 5
@@ -53,7 +49,7 @@ def test_dv4x8x8_codes_17_frames_as_5x_h8_x_w8_and_a_picture_as_one_frame():
 
 
 def test_video_quick_builds_and_round_trips_images_and_clips():
-    cfg = resolved("video-quick.yaml")
+    cfg = resolved("video-quick")
     torch.manual_seed(0)
     model = build(cfg, (3, 9, 32, 32), meta=False)
     assert model.info()["token_grid"] == [3, 8, 8]
@@ -64,12 +60,12 @@ def test_video_quick_builds_and_round_trips_images_and_clips():
     assert model.encode(clip[:, :, :1]).indices.shape == (1, 1, 8, 8)
 
 
-@pytest.mark.parametrize("name", ["4m-rgb.yaml", "dv4x8x8.yaml", "video-quick.yaml"])
+@pytest.mark.parametrize("name", ["4m-rgb", "dv4x8x8", "video-quick"])
 def test_every_config_resolves_through_the_cli(name, capsys):
     from tokcore.cli import main
 
-    path = CFG / name
+    path = f"tok-rgb:{name}"
     raw = load(path, resolve=False).data
     extra = [] if raw["data"]["name"] in registry.list("dataset") else ["data.name=arrays", f"data.path={path}"]
-    assert main(["config", "--config", str(path), *extra]) == 0
+    assert main(["config", "--config", path, *extra]) == 0
     assert "name: " in capsys.readouterr().out

