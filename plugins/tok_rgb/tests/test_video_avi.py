@@ -66,7 +66,12 @@ def frame_numbers(clip):
 
 
 def backends():
-    return ["pyav"]
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        return ["pyav", pytest.param("decord", marks=pytest.mark.skip("decord is not installed"))]
+    return ["pyav", "decord"]
+
 
 def check_every_clip(ds, frames, fps=None):
     """Every clip of `ds` decodes and equals PyAV's sequential decode of its source frames, in

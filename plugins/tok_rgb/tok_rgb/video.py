@@ -19,6 +19,9 @@ and decode from the start where it does not:
   lands on a keyframe after the clip (an open GOP) seeks again, earlier. Frames that skip a
   position of that grid (a variable frame rate) are an error that says so, since which frame
   is "frame k" would then depend on where the read started.
+
+decord seeks by the frame timestamps it reads from the packets; where those are not valid (an
+AVI with B-frames) it decodes from the start instead (`read_frames_decord`).
 """
 
 from __future__ import annotations
@@ -285,7 +288,10 @@ def import_decord():
 
 def read_frames_decord(path: Path, indices: list[int], info: VideoInfo, transform: Transform) -> list[torch.Tensor]:
     """`read_frames` through decord: the same frames (both decode with FFmpeg; the tests
-    compare them), fetched in one `get_batch` call of the distinct indices."""
+    compare them). decord fetches the distinct indices in one `get_batch` call, seeking by the
+    frame timestamps it reads from the packets. Where those are not valid (an AVI with
+    B-frames: decord then records no pts, and its seeks return other frames than asked, e.g.
+    frames 0-2 for 98-100 of `Megamind.avi`), it decodes from the first frame with `next()`."""
     decord = import_decord()
     wanted = sorted(set(indices))
     try:
@@ -293,12 +299,28 @@ def read_frames_decord(path: Path, indices: list[int], info: VideoInfo, transfor
         if wanted[-1] >= len(reader):
             raise ValueError(f"frame {wanted[-1]} asked, decord indexes {len(reader)} (the container says "
                              f"{info.frames})")
-        batch = reader.get_batch(wanted).asnumpy()
+        if not _decord_seeks(reader):
+            # (decord's skip_frames would copy less, but it lands on other frames here too)
+            frames, keep = [], set(wanted)
+            for i in range(wanted[-1] + 1):
+                frame = reader.next()
+                if i in keep:
+                    frames.append(frame.asnumpy())
+            batch = np.stack(frames)
+        else:
+            batch = reader.get_batch(wanted).asnumpy()
     except Exception as err:  # decord raises its own error types, some of them for sizes it cannot copy
         raise ValueError(f"{path}: decord could not read frames {wanted[0]}-{wanted[-1]} "
                          f"({type(err).__name__}: {str(err).splitlines()[0]}); try backend 'pyav'") from None
     got = {i: transform(frame) for i, frame in zip(wanted, batch)}
     return [got[i] for i in indices]
+
+
+def _decord_seeks(reader) -> bool:
+    """Whether decord's frame timestamps are valid (finite, not negative, increasing), which
+    its seeks rely on."""
+    times = reader.get_frame_timestamp(list(range(len(reader))))[:, 0]
+    return bool(np.isfinite(times).all() and (times >= 0).all() and (np.diff(times) > 0).all())
 
 
 def encode_mp4(frames: np.ndarray, fps: float) -> bytes:
