@@ -159,3 +159,38 @@ def test_decord_backend_failures_are_per_sample_and_its_absence_a_config_error(t
     monkeypatch.setitem(sys.modules, "decord", None)  # as if it were not installed
     with pytest.raises(ConfigError, match="pip install decord"):
         VideoFiles(str(tmp_path), clip_length=8, split="all", backend="decord")
+
+
+def mpeg4_mp4(path, slots, b_frames=0, fps=20, h=24, w=64):
+    """An mp4 of MPEG-4 part 2 (FFmpeg's encoder: open GOPs when it writes B-frames), frame i
+    put at slot `slots[i]` of `fps`."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=fps)
+        s.width, s.height, s.pix_fmt, s.gop_size = w, h, "yuv420p", 6
+        s.codec_context.max_b_frames = b_frames
+        for i, slot in enumerate(slots):
+            image = np.full((h, w, 3), 5 * i + 20, np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = slot, Fraction(1, fps)
+            c.mux(s.encode(frame))
+        c.mux(s.encode())
+    return path
+
+
+def test_open_gop_seeks_again_before_the_keyframe(tmp_path):
+    """A seek to a clip's time can land on a keyframe after its first frame (the B-frames shown
+    before an open GOP's keyframe are dropped after a seek); the read seeks again, earlier."""
+    path = mpeg4_mp4(tmp_path / "b.mp4", range(40), b_frames=2)
+    with av.open(str(path)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    ds = VideoFiles(str(path), clip_length=4, clip_stride=2, split="all")
+    assert len(ds) == 19
+    for i in range(len(ds)):
+        start, end = ds[i]["meta"]["source_frames"]
+        assert np.array_equal(ds[i]["input"].permute(1, 2, 3, 0).numpy(), np.stack(frames[start:end])), ds.key(i)
+
+
+def test_a_variable_frame_rate_outside_avi_is_reported_as_such(tmp_path):
+    path = mpeg4_mp4(tmp_path / "vfr.mp4", [0, 1, 3, 4] + list(range(6, 20)))
+    ds = GuardedDataset(VideoFiles(str(path), clip_length=4, split="all"))
+    assert "variable frame rate" in ds[0]["error"] and "truncated" not in ds[0]["error"]

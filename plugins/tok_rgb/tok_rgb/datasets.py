@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from tok_rgb.images import IMAGE_SUFFIXES, decode_image, read_image
-from tok_rgb.video import VIDEO_SUFFIXES, VideoInfo, probe, import_decord, read_frames, read_frames_decord, sample_indices, source_frame
+from tok_rgb.video import VIDEO_SUFFIXES, VideoInfo, probe, import_decord, read_frames, read_frames_decord
 from tok_rgb.views import Crop, Flip, ViewSpec, apply_view
 from tokcore.api import ConfigError, Dataset, InputError, split_indices
 
@@ -233,7 +233,10 @@ class VideoFiles(Dataset):
     frame, so a long video is never decoded or held whole. A video shorter than one clip is one
     shorter clip. A sample's key is `<file path relative to the folder, no suffix>/<start>-<end>`
     (frames at `fps`); its metadata records the source, the source frames, the view and the
-    clip's `fps`, which `tokcore decode` uses to write the video back at the same rate.
+    clip's `fps`, which `tokcore decode` uses to write the video back at the same rate. Frame
+    k of a video is the k-th frame PyAV decodes from its start; an AVI's frames are its chunks
+    (the header's count includes dropped frames, which are not frames), and an AVI with
+    dropped frames is sampled at `fps` by each frame's time (`tok_rgb.video`).
 
     Args:
         path: a video file, or a folder searched recursively for videos (mp4, avi, mkv, mov,
@@ -301,7 +304,7 @@ class VideoFiles(Dataset):
             info = probe(file)
         except Exception:  # unreadable: one sample, which fails when loaded
             return [(file, name, None, 0, 0)]
-        total = sample_indices(info.frames, info.fps, self.fps or info.fps)
+        total = info.count_at(self.fps)
         if total <= length:
             return [(file, name, info, 0, total)]
         starts = list(range(0, total - length + 1, stride))
@@ -325,7 +328,7 @@ class VideoFiles(Dataset):
         if end == 0:
             raise InputError(f"{file}: the container holds no frames")
         fps = self.fps or info.fps
-        frames = [source_frame(k, info.fps, fps) for k in range(start, end)]
+        frames = [info.frame_at(k, self.fps) for k in range(start, end)]
         view = self.views.choose(info.height, info.width, self.seed, index, key)
         clip = self.read(file, frames, info, lambda image: apply_view(image[None], view)[0])
         return {"key": key, "input": torch.stack(clip, dim=1),
