@@ -13,6 +13,9 @@ or a discrete code:
 * A `DiscreteEncoder` emits token indices itself (a fitted vocabulary such as WordPiece, or
   a fixed codec) and pairs with a `DiscreteDecoder`; a tokenizer built on them has no
   quantizer, and its inputs need not be tensors (text is a list of strings).
+* The latent width is stated once, by the encoder (`out_dim`): a quantizer's `dim` and a
+  decoder's `in_dim` left out (None) are set by the tokenizer that assembles them, to the
+  encoder's `out_dim` and the quantizer's `dim` (`require_dim` for a component built alone).
 * Most trainers provide a gradient step; a `FitTrainer` fits the model in one pass over the
   data instead (a vocabulary, k-means bins), and `tokcore train` calls its `fit`.
 """
@@ -26,6 +29,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
+
+from tokcore.errors import ConfigError
 
 
 @dataclass
@@ -52,6 +57,19 @@ class Tokens:
         return self.indices if self.indices is not None else self.latents  # type: ignore[return-value]
 
 
+def require_dim(value: int | None, key: str) -> int:
+    """A latent width a tokenizer fills in when a config leaves it out: a quantizer's `dim`
+    (the encoder's `out_dim`) or a decoder's `in_dim` (the quantizer's `dim`). Default such a
+    parameter to None and pass it through here: built alone, the component needs it given."""
+    if value is None:
+        source = "the encoder's out_dim" if key == "dim" else "the quantizer's dim"
+        raise ConfigError(f"not set; give it, or build the component inside a tokenizer, which sets it to {source}",
+                          key=key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"must be a positive integer, got {value!r}", key=key)
+    return value
+
+
 class Encoder(nn.Module, ABC):
     """Maps a normalized input batch to channels-last latents `(B, *grid, out_dim)`."""
 
@@ -72,6 +90,9 @@ class Encoder(nn.Module, ABC):
 
 class Decoder(nn.Module, ABC):
     """Maps channels-last latents `(B, *grid, in_dim)` back to a normalized output batch.
+
+    An `in_dim` parameter defaulting to None is set by the tokenizer to the quantizer's `dim`
+    (see `require_dim`).
 
     Decoders that need more than the latents (query coordinates, a target size) take them
     as keyword arguments of `forward`.
@@ -162,7 +183,9 @@ class Quantizer(nn.Module, ABC):
     """The bottleneck: latents `(..., dim)` to codes and indices.
 
     `indices_to_codes(out.indices)` must equal `out.quantized` exactly in eval mode: a token
-    store holds indices only, and decoding them must give what training saw.
+    store holds indices only, and decoding them must give what training saw. A `dim`
+    parameter defaulting to None is set by the tokenizer to the encoder's `out_dim` (see
+    `require_dim`).
     """
 
     dim: int
