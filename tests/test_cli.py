@@ -71,6 +71,20 @@ def test_usage_errors_are_one_line_and_exit_2(capsys):
     assert "the following arguments are required: name" in capsys.readouterr().err
 
 
+
+def test_a_pattern_that_matches_nothing_says_so_and_exits_2(capsys):
+    # exit 2 as for `tokcore info` of an unknown name: a script notices the typo; --json stays valid JSON
+    assert main(["list", "quantizers", "zz*"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    assert cap.err == "tokcore: error: no quantizers match 'zz*'; quantizers: fsq, identity, lfq, rfsq, rvq, vq\n"
+    assert main(["list", "quantizers", "fqs", "--json"]) == 2
+    cap = capsys.readouterr()
+    assert json.loads(cap.out) == []
+    assert cap.err.startswith("tokcore: error: no quantizers match 'fqs' (did you mean 'fsq'?); quantizers: fsq, ")
+    assert main(["list", "quantizers", "f*"]) == 0 and "fsq" in capsys.readouterr().out
+
+
 HOOKS = """
 import tokcore
 

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 from tokcore import registry
 from tokcore._version import __version__
 from tokcore.errors import TokcoreError
+from tokcore.registry.names import did_you_mean
 
 
 class UsageError(TokcoreError):
@@ -92,6 +93,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     if off:
         print(f"tokcore: note: {len(off)} plugin(s) not loaded ({', '.join(p.dist for p in off)}); "
               "see: tokcore plugins", file=sys.stderr)
+    if not rows:
+        # Nothing listed is never silent. A pattern that matches nothing is an input error
+        # (exit 2, like `tokcore info` of an unknown name), so a script notices a typo; the
+        # --json output is still valid JSON ([]).
+        what = registry.plural(kinds[0]) if args.kind else "components"
+        if not args.pattern:
+            print(f"tokcore: note: no {what} are installed; see: tokcore plugins", file=sys.stderr)
+            return 0
+        existing = sorted({n for k in kinds for n in reg.list(k)})
+        guess = None if any(c in args.pattern for c in "*?[") else did_you_mean(args.pattern, existing)
+        shown = ", ".join(existing[:12]) + (", ..." if len(existing) > 12 else "")
+        raise UsageError(f"no {what} match '{args.pattern}'" + (f" (did you mean '{guess}'?)" if guess else "")
+                         + (f"; {what}: {shown}" if existing else f"; no {what} are installed"))
     return 0
 
 
@@ -140,7 +154,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     output = Path(args.output or Path("runs") / Path(args.config).stem)
     metrics = launch(spec, output, resume=args.resume, nproc=args.nproc)
     shown = {k: v for k, v in metrics.items() if k.startswith(("val", "loss"))}
-    print("final: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
+    from tokcore.train.log import format_metrics
+
+    print("final: " + format_metrics(dict(sorted(shown.items()))))
     print(f"run: {output}  (checkpoints/, metrics.jsonl, tb/, samples/)")
     return 0
 
@@ -167,13 +183,20 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     for fmt, path in s.exports.items():
         print(f"export {fmt}: {path}")
     for f in s.failures[:10]:
-        print(f"  failed {f['key']}: {f['error']}")
+        print(f"  failed {_failure(f)}")
     if len(s.failures) > 10:
         print(f"  ... and {len(s.failures) - 10} more (see {s.output}/manifest.json)")
     if s.failed > args.max_failed:
         raise TokcoreError(f"{s.failed} of {s.samples + s.failed} inputs failed and were skipped (recorded in "
                            f"{s.output}/manifest.json); pass --max-failed {s.failed} to accept them")
     return 0
+
+
+def _failure(record: dict) -> str:
+    """A failure record `{"key", "error"}` as one line naming the input once: the recorded
+    error is a complete line that already names its input (`KEY: cannot load: ...`)."""
+    key, error = str(record.get("key", "")), str(record.get("error", ""))
+    return error if error.startswith(key) else f"{key}: {error}"
 
 
 def cmd_decode(args: argparse.Namespace) -> int:

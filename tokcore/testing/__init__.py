@@ -17,11 +17,11 @@ fixture: a temporary registry that in-test `register` calls change.
 from __future__ import annotations
 
 import copy
-import difflib
 from typing import Any, Callable, Iterable
 
 from tokcore import registry
 from tokcore.registry import _canonical
+from tokcore.registry.names import did_you_mean
 
 __all__ = ["check_component", "contract_cases", "contract_test", "build_example", "ContractError"]
 
@@ -73,8 +73,8 @@ def _no_cases(reg: registry.Registry, dist: str | None, wanted: set[str]) -> str
     if p is not None:
         return f"distribution '{dist}' registers no {what}: nothing to check (tokcore plugins)"
     names = sorted(p.dist for p in reg.plugins())
-    close = difflib.get_close_matches(dist, names, n=1, cutoff=0.6)
-    hint = f"did you mean '{close[0]}'? " if close else ""
+    close = did_you_mean(dist, names)
+    hint = f"did you mean '{close}'? " if close else ""
     return (f"no installed distribution '{dist}' registers components, so there is nothing to check; {hint}"
             "install it (pip install -e .), or give `dist` the name in its pyproject.toml ([project] name); "
             f"installed: {', '.join(names) or 'none'}")

@@ -10,9 +10,27 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from tokcore.runtime.progress import Progress
+
+
+def format_value(value: Any) -> str:
+    """A metric as a person reads it: integers (and integral floats, such as a vocabulary
+    size averaged over ranks) as integers, other floats to 4 significant digits (with one
+    decimal from 10^4 up, never in exponent notation there)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e15):
+        return str(int(value))
+    if 1e4 <= abs(value) < 1e15:
+        return f"{value:.1f}"
+    return f"{value:.4g}"
+
+
+def format_metrics(metrics: Mapping[str, Any]) -> str:
+    """`name value, name value, ...` (see `format_value`)."""
+    return ", ".join(f"{k} {format_value(v)}" for k, v in metrics.items())
 
 
 class MetricsLog:
@@ -43,7 +61,7 @@ class MetricsLog:
                 if isinstance(v, (int, float)):
                     self.tb.add_scalar(k, v, step)
         if "loss" in metrics:
-            self.progress.set_postfix(loss=f"{metrics['loss']:.4g}")
+            self.progress.set_postfix(loss=format_value(metrics["loss"]))
 
     def advance(self, step: int) -> None:
         self.progress.advance_to(step)
