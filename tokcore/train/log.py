@@ -36,7 +36,9 @@ def format_metrics(metrics: Mapping[str, Any]) -> str:
 class MetricsLog:
     def __init__(self, run: Path, total_steps: int, start_step: int, enabled: bool):
         self.enabled = enabled
-        self.start = time.time()
+        # `time` counts the run's training time: a resumed run continues from the last time
+        # its log recorded (the lines of steps it will redo are already gone), not from zero
+        self.start = time.time() - (_last_time(run) if enabled else 0.0)
         self.file = open(run / "metrics.jsonl", "a", encoding="utf-8") if enabled else None
         self.tb = None
         # a bar on a terminal; no periodic lines elsewhere (the log has the figures)
@@ -75,6 +77,12 @@ class MetricsLog:
             self.tb.close()
         if self.file is not None:
             self.file.close()
+
+
+def _last_time(run: Path) -> float:
+    """The latest `time` in a run's metrics.jsonl (0 when there is none)."""
+    times = [r["time"] for r in read_metrics(run) if isinstance(r.get("time"), (int, float))]
+    return max(times, default=0.0)
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:
