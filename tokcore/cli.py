@@ -109,23 +109,52 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_info(args: argparse.Namespace) -> int:
-    from tokcore.registry.params import params_of, summary
+# Config sections that are settings rather than components: `tokcore info SECTION` shows
+# their fields like a component's parameters (the class's signature and `Args:` docs).
+SETTINGS = ("train",)
 
+
+def _settings(section: str) -> type:
+    from tokcore.config.spec import TrainSettings
+
+    return {"train": TrainSettings}[section]
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from tokcore.registry.params import summary
+
+    section = args.kind.strip().lower()
+    if section in SETTINGS:
+        if args.name is not None:
+            raise UsageError(f"'{section}' is a config section, not a component kind; write: tokcore info {section}")
+        cls = _settings(section)
+        print(f"settings '{section}:' of a config ({cls.__module__}.{cls.__name__})\n")
+        print(summary(cls) or "(no description)")
+        _print_params(cls, heading="fields")
+        return 0
     reg = registry.current()
     kind = registry.normalize_kind(args.kind)
+    if args.name is None:
+        raise UsageError(f"the following arguments are required: name (one of: tokcore list {registry.plural(kind)})")
     entry = reg.entry(kind, args.name)
     cls = reg.get(kind, args.name)
     print(f"{kind} '{entry.name}' from {entry.provider} ({entry.target})\n")
     print(summary(cls) or "(no description)")
+    _print_params(cls)
+    return 0
+
+
+def _print_params(cls: type, heading: str = "parameters") -> None:
+    """The parameters (types, defaults, docs) of `cls(...)`, as `tokcore info` shows them."""
+    from tokcore.registry.params import params_of
+
     params, var_kw = params_of(cls)
-    print("\nparameters:" if params else "\nparameters: none")
+    print(f"\n{heading}:" if params else f"\n{heading}: none")
     for p in params:
         default = "required" if p.required else f"default {p.default!r}"
         print(f"  {p.name}: {p.type_name}, {default}" + (f"\n      {p.doc}" if p.doc else ""))
     if var_kw:
         print("  (and further keyword parameters, passed through)")
-    return 0
 
 
 # -- config --------------------------------------------------------------------------------
@@ -233,10 +262,10 @@ def _list_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-@_builtin("info", cmd_info, "the description and parameters of one component")
+@_builtin("info", cmd_info, "the description and parameters of one component, or the fields of the train: settings")
 def _info_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind")
-    p.add_argument("name")
+    p.add_argument("kind", help="encoder(s), quantizer(s), decoder(s), loss(es), ...; or 'train' (the settings)")
+    p.add_argument("name", nargs="?", help="the component's registry name (none for 'train')")
 
 
 @_builtin("config", cmd_config, "print the fully resolved config")
