@@ -79,7 +79,7 @@ def train_step(quantizer: torch.nn.Module, x: torch.Tensor, tokcore: bool) -> Ca
 def vq_cases():
     torch.manual_seed(0)
     x = torch.randn(N_VQ, DIM_VQ)
-    ours = VQ(DIM_VQ, K_VQ, decay=0.99, commitment_weight=0.25, kmeans_init=False)
+    ours = VQ(dim=DIM_VQ, codebook_size=K_VQ, decay=0.99, commitment_weight=0.25, kmeans_init=False)
     theirs = None
     if peer is not None:
         theirs = peer.VectorQuantize(dim=DIM_VQ, codebook_size=K_VQ, decay=0.99, commitment_weight=0.25)

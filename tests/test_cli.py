@@ -61,6 +61,25 @@ def test_info_shows_description_and_parameters(capsys):
     assert "weight: float, default 1.0\n      factor on the loss." in out
 
 
+def test_info_train_shows_every_setting_with_type_default_and_doc(capsys):
+    from dataclasses import fields
+
+    from tokcore.config.spec import TrainSettings
+
+    assert main(["info", "train"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("settings 'train:' of a config (tokcore.config.spec.TrainSettings)\n\n"
+                          "Settings of the shared training loop")
+    assert "  steps: int, default 1000\n      optimizer steps to run.\n" in out
+    assert "  schedule: 'cosine' | 'constant', default 'cosine'\n" in out
+    assert "  betas: list[float], default [0.9, 0.99]\n" in out
+    for f in fields(TrainSettings):  # every field is there, and documented
+        assert f"\n  {f.name}: " in out, f.name
+        assert out.split(f"\n  {f.name}: ", 1)[1].split("\n", 2)[1].startswith("      "), f"{f.name} has no doc"
+    assert main(["info", "train", "steps"]) == 2
+    assert "'train' is a config section" in capsys.readouterr().err
+
+
 def test_usage_errors_are_one_line_and_exit_2(capsys):
     assert main(["list", "quantizr"]) == 2
     assert capsys.readouterr().err == "tokcore: error: unknown component kind 'quantizr'; did you mean 'quantizer'?\n"
@@ -69,6 +88,20 @@ def test_usage_errors_are_one_line_and_exit_2(capsys):
     assert err.count("\n") == 1 and err.startswith("tokcore: error: argument COMMAND: invalid choice: 'frobnicate'")
     assert main(["info", "loss"]) == 2
     assert "the following arguments are required: name" in capsys.readouterr().err
+
+
+
+def test_a_pattern_that_matches_nothing_says_so_and_exits_2(capsys):
+    # exit 2 as for `tokcore info` of an unknown name: a script notices the typo; --json stays valid JSON
+    assert main(["list", "quantizers", "zz*"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    assert cap.err == "tokcore: error: no quantizers match 'zz*'; quantizers: fsq, identity, lfq, rfsq, rvq, vq\n"
+    assert main(["list", "quantizers", "fqs", "--json"]) == 2
+    cap = capsys.readouterr()
+    assert json.loads(cap.out) == []
+    assert cap.err.startswith("tokcore: error: no quantizers match 'fqs' (did you mean 'fsq'?); quantizers: fsq, ")
+    assert main(["list", "quantizers", "f*"]) == 0 and "fsq" in capsys.readouterr().out
 
 
 HOOKS = """

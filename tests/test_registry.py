@@ -148,3 +148,17 @@ def test_environment_switches_load_only_some_plugins(fake_dist, monkeypatch):
     monkeypatch.setenv("TOKCORE_DISABLE_PLUGINS", "tok_b")  # names are normalized
     with registry.scope(fresh=True):
         assert "loss_a" in registry.list("loss") and "loss_b" not in registry.list("loss")
+
+
+def test_did_you_mean_prefers_a_swap_of_neighbouring_letters():
+    from tokcore.registry.names import did_you_mean, edit_distance
+
+    assert edit_distance("fqs", "fsq") == 1 and edit_distance("fqs", "lfq") == 2
+    quantizers = registry.list("quantizer")
+    assert did_you_mean("fqs", quantizers) == "fsq"  # difflib alone says 'lfq'
+    assert did_you_mean("rqv", quantizers) == "rvq" and did_you_mean("vqq", quantizers) == "vq"
+    assert did_you_mean("idenity", quantizers) == "identity" and did_you_mean("zz", quantizers) is None
+    with pytest.raises(RegistryError, match=r"^unknown quantizer 'fqs'; did you mean 'fsq' \(tokcore "):
+        registry.get("quantizer", "fqs")
+    with pytest.raises(RegistryError, match=r"did you mean 'quantizer'\?$"):
+        registry.normalize_kind("qunatizers")

@@ -50,7 +50,7 @@ def test_a_build_time_error_names_the_file_and_the_key(tmp_path, core_only, caps
     assert main(["train", "--config", str(path), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err == (f"tokcore: error: {path}: model.decoder.in_dim: 6 differs from model.quantizer's dim 4; "
-                   "make them equal\n")
+                   "make them equal (or leave it out: it defaults to the quantizer's dim)\n")
 
 
 def test_a_missing_section_is_named_with_the_file(tmp_path, core_only):

@@ -1,12 +1,15 @@
-"""A third party's plugin, made from plugins/_template outside the repo, installed with pip."""
+"""A third party's plugin, made from plugins/_template outside the repo by running the
+template README's own commands, installed with pip."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "plugins/_template"
 
 
 def tokcore(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -18,16 +21,28 @@ def pip(*args: str) -> None:
                    capture_output=True)
 
 
-def make_plugin(dest: Path) -> Path:
-    """The template copied and renamed the way its README says."""
-    shutil.copytree(ROOT / "plugins/_template", dest, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"))
-    for f in dest.rglob("*"):
-        if f.is_file():
-            text = f.read_text()
-            f.write_text(text.replace("tok_example", "tok_oot_demo").replace("tok-example", "tok-oot-demo")
-                         .replace("charbonnier = ", "oot_charbonnier = ").replace('"charbonnier"', '"oot_charbonnier"'))
-    (dest / "tok_example").rename(dest / "tok_oot_demo")
-    return dest
+def rename_commands(readme: Path) -> list[str]:
+    """The shell lines of a README's first bash block that copy and rename the template
+    (everything before its `pip install`)."""
+    block = re.search(r"```bash\n(.*?)```", readme.read_text(), re.S).group(1)
+    lines = []
+    for line in block.splitlines():
+        if line.startswith("pip install"):
+            break
+        lines.append(line)
+    return lines
+
+
+def make_plugin(tmp_path: Path) -> Path:
+    """The template copied and renamed by running its README's commands as written, from a
+    checkout that holds plugins/_template."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(TEMPLATE, checkout / "plugins/_template",
+                    ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"))
+    commands = rename_commands(TEMPLATE / "README.md")
+    subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(commands)], cwd=checkout, check=True,
+                   capture_output=True)
+    return tmp_path / "tok-mything"
 
 
 def listed_losses() -> dict[str, str]:
@@ -36,28 +51,40 @@ def listed_losses() -> dict[str, str]:
     return {row["name"]: row["distribution"] for row in json.loads(proc.stdout)}
 
 
-def test_out_of_tree_plugin_installs_lists_builds_and_uninstalls(tmp_path):
-    plugin = make_plugin(tmp_path / "tok-oot-demo")
-    assert "oot_charbonnier" not in listed_losses()
+def test_the_guide_renames_the_template_with_the_readmes_commands():
+    assert rename_commands(ROOT / "docs/writing-a-plugin.md") == rename_commands(TEMPLATE / "README.md")
+
+
+def test_template_renamed_by_its_readme_installs_checks_lists_builds_and_uninstalls(tmp_path):
+    plugin = make_plugin(tmp_path)
+    left = [str(f.relative_to(plugin)) for f in plugin.rglob("*")
+            if f.is_file() and re.search(r"tok[-_]example", f.read_text())]
+    assert not left, f"the README's rename missed the old name in {left}"
+    assert "charbonnier" not in listed_losses()
     pip("install", "--no-deps", "--no-build-isolation", str(plugin))
     try:
-        assert listed_losses()["oot_charbonnier"] == "tok-oot-demo"
+        assert listed_losses()["charbonnier"] == "tok-mything"
+        check = tokcore("plugins", "--check", "--json")
+        status = {p["distribution"]: (p["status"], p["errors"]) for p in json.loads(check.stdout)}
+        assert status["tok-mything"] == ("ok", []), status["tok-mything"]
+        assert check.returncode == 0, check.stdout
         cfg = tmp_path / "cfg.yaml"
-        cfg.write_text("tokcore: 1\nrequires: ['tok-oot-demo>=0.1']\nloss: {name: oot_charbonnier, eps: 0.01}\n")
+        cfg.write_text("tokcore: 1\nrequires: ['tok-mything>=0.1']\nloss: {name: charbonnier, eps: 0.01}\n")
         proc = tokcore("config", "--config", str(cfg))
         assert proc.returncode == 0, proc.stderr
-        assert "loss:\n  name: oot_charbonnier\n  eps: 0.01\n  weight: 1.0\n" in proc.stdout
-        built = subprocess.run([sys.executable, "-c", "import tokcore; l = tokcore.registry.build('loss', "
-                                "{'name': 'oot_charbonnier', 'eps': 0.01}); print(type(l).__module__, l.eps)"],
+        assert "loss:\n  name: charbonnier\n  eps: 0.01\n  weight: 1.0\n" in proc.stdout
+        built = subprocess.run([sys.executable, "-c", "import tokcore, tok_mything; l = tokcore.registry.build('loss', "
+                                "{'name': 'charbonnier', 'eps': 0.01}); print(type(l).__module__, l.eps, "
+                                "tok_mything.__version__)"],
                                capture_output=True, text=True, check=True)
-        assert built.stdout == "tok_oot_demo.losses 0.01\n"
-        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests"], cwd=plugin,
+        assert built.stdout == "tok_mything.losses 0.01 0.1.0\n"
+        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "tests"], cwd=plugin,
                                capture_output=True, text=True)
         assert tests.returncode == 0, tests.stdout
-        assert "2 passed" in tests.stdout
+        assert "2 passed" in tests.stdout and "skipped" not in tests.stdout, tests.stdout  # the contract ran
     finally:
-        pip("uninstall", "-y", "tok-oot-demo")
-    assert "oot_charbonnier" not in listed_losses()
+        pip("uninstall", "-y", "tok-mything")
+    assert "charbonnier" not in listed_losses()
     gone = tokcore("config", "--config", str(cfg))
     assert gone.returncode == 2
-    assert "requires: tok-oot-demo is not installed: pip install 'tok-oot-demo>=0.1'" in gone.stderr
+    assert "requires: tok-mything is not installed: pip install 'tok-mything>=0.1'" in gone.stderr

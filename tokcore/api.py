@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "Trainer": "tokcore.interfaces:Trainer",
     "FitTrainer": "tokcore.interfaces:FitTrainer",
     "StepOutput": "tokcore.interfaces:StepOutput",
+    "require_dim": "tokcore.interfaces:require_dim",
     # modalities and datasets: what a modality plugin subclasses, and the helpers it builds on
     "Modality": "tokcore.interfaces.modality:Modality",
     "SIDE_KEY": "tokcore.interfaces.modality:SIDE_KEY",
@@ -108,6 +109,7 @@ if TYPE_CHECKING:
         TokenizerOutput,
         Tokens,
         Trainer,
+        require_dim,
     )
     from tokcore.interfaces.data import Dataset
     from tokcore.interfaces.modality import (

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 from tokcore import registry
 from tokcore._version import __version__
 from tokcore.errors import TokcoreError
+from tokcore.registry.names import did_you_mean
 
 
 class UsageError(TokcoreError):
@@ -92,26 +93,68 @@ def cmd_list(args: argparse.Namespace) -> int:
     if off:
         print(f"tokcore: note: {len(off)} plugin(s) not loaded ({', '.join(p.dist for p in off)}); "
               "see: tokcore plugins", file=sys.stderr)
+    if not rows:
+        # Nothing listed is never silent. A pattern that matches nothing is an input error
+        # (exit 2, like `tokcore info` of an unknown name), so a script notices a typo; the
+        # --json output is still valid JSON ([]).
+        what = registry.plural(kinds[0]) if args.kind else "components"
+        if not args.pattern:
+            print(f"tokcore: note: no {what} are installed; see: tokcore plugins", file=sys.stderr)
+            return 0
+        existing = sorted({n for k in kinds for n in reg.list(k)})
+        guess = None if any(c in args.pattern for c in "*?[") else did_you_mean(args.pattern, existing)
+        shown = ", ".join(existing[:12]) + (", ..." if len(existing) > 12 else "")
+        raise UsageError(f"no {what} match '{args.pattern}'" + (f" (did you mean '{guess}'?)" if guess else "")
+                         + (f"; {what}: {shown}" if existing else f"; no {what} are installed"))
     return 0
 
 
-def cmd_info(args: argparse.Namespace) -> int:
-    from tokcore.registry.params import params_of, summary
+# Config sections that are settings rather than components: `tokcore info SECTION` shows
+# their fields like a component's parameters (the class's signature and `Args:` docs).
+SETTINGS = ("train",)
 
+
+def _settings(section: str) -> type:
+    from tokcore.config.spec import TrainSettings
+
+    return {"train": TrainSettings}[section]
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from tokcore.registry.params import summary
+
+    section = args.kind.strip().lower()
+    if section in SETTINGS:
+        if args.name is not None:
+            raise UsageError(f"'{section}' is a config section, not a component kind; write: tokcore info {section}")
+        cls = _settings(section)
+        print(f"settings '{section}:' of a config ({cls.__module__}.{cls.__name__})\n")
+        print(summary(cls) or "(no description)")
+        _print_params(cls, heading="fields")
+        return 0
     reg = registry.current()
     kind = registry.normalize_kind(args.kind)
+    if args.name is None:
+        raise UsageError(f"the following arguments are required: name (one of: tokcore list {registry.plural(kind)})")
     entry = reg.entry(kind, args.name)
     cls = reg.get(kind, args.name)
     print(f"{kind} '{entry.name}' from {entry.provider} ({entry.target})\n")
     print(summary(cls) or "(no description)")
+    _print_params(cls)
+    return 0
+
+
+def _print_params(cls: type, heading: str = "parameters") -> None:
+    """The parameters (types, defaults, docs) of `cls(...)`, as `tokcore info` shows them."""
+    from tokcore.registry.params import params_of
+
     params, var_kw = params_of(cls)
-    print("\nparameters:" if params else "\nparameters: none")
+    print(f"\n{heading}:" if params else f"\n{heading}: none")
     for p in params:
         default = "required" if p.required else f"default {p.default!r}"
         print(f"  {p.name}: {p.type_name}, {default}" + (f"\n      {p.doc}" if p.doc else ""))
     if var_kw:
         print("  (and further keyword parameters, passed through)")
-    return 0
 
 
 # -- config --------------------------------------------------------------------------------
@@ -148,7 +191,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     metrics = launch(spec, output, resume=args.resume, nproc=args.nproc)
     shown = {k: v for k, v in metrics.items() if k.startswith(("val", "loss"))}
-    print("final: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
+    from tokcore.train.log import format_metrics
+
+    print("final: " + format_metrics(dict(sorted(shown.items()))))
     print(f"run: {output}  (checkpoints/, metrics.jsonl, tb/, samples/)")
     return 0
 
@@ -175,13 +220,20 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     for fmt, path in s.exports.items():
         print(f"export {fmt}: {path}")
     for f in s.failures[:10]:
-        print(f"  failed {f['key']}: {f['error']}")
+        print(f"  failed {_failure(f)}")
     if len(s.failures) > 10:
         print(f"  ... and {len(s.failures) - 10} more (see {s.output}/manifest.json)")
     if s.failed > args.max_failed:
         raise TokcoreError(f"{s.failed} of {s.samples + s.failed} inputs failed and were skipped (recorded in "
                            f"{s.output}/manifest.json); pass --max-failed {s.failed} to accept them")
     return 0
+
+
+def _failure(record: dict) -> str:
+    """A failure record `{"key", "error"}` as one line naming the input once: the recorded
+    error is a complete line that already names its input (`KEY: cannot load: ...`)."""
+    key, error = str(record.get("key", "")), str(record.get("error", ""))
+    return error if error.startswith(key) else f"{key}: {error}"
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -218,10 +270,10 @@ def _list_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-@_builtin("info", cmd_info, "the description and parameters of one component")
+@_builtin("info", cmd_info, "the description and parameters of one component, or the fields of the train: settings")
 def _info_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind")
-    p.add_argument("name")
+    p.add_argument("kind", help="encoder(s), quantizer(s), decoder(s), loss(es), ...; or 'train' (the settings)")
+    p.add_argument("name", nargs="?", help="the component's registry name (none for 'train')")
 
 
 @_builtin("config", cmd_config, "print the fully resolved config")

@@ -237,22 +237,31 @@ def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None
                     input_shape: tuple[int, ...] | None = None) -> Tokenizer:
     """A Tokenizer from a config's `model:` section (and `modality:`; none, or None, is the
     pass-through `array` modality), components by name. `model.framewise: true` runs an image
-    encoder and decoder on each frame of a clip (`tokcore.builtins.models.framewise`)."""
+    encoder and decoder on each frame of a clip (`tokcore.builtins.models.framewise`).
+
+    The latent width is stated once: a quantizer's `dim` left out (or None) is the encoder's
+    `out_dim`, a decoder's `in_dim` the quantizer's `dim`. `tokenizer.config` records the
+    values used, so a checkpoint's tokenizer.json rebuilds the same model."""
     from tokcore import registry
 
     parts: dict[str, Any] = {}
+    config: dict[str, Any] = {}  # recorded in checkpoints
     for key in ("encoder", "quantizer", "decoder"):
         if key not in model:
             if key == "quantizer" and isinstance(parts["encoder"], DiscreteEncoder):
                 continue  # the encoder emits the tokens itself
             raise ConfigError(f"missing '{key}' (a {key} config with 'name')", key=f"model.{key}")
+        config[key] = dict(model[key])
         try:
-            parts[key] = registry.build(key, model[key])
+            if key == "quantizer" and not isinstance(parts["encoder"], DiscreteEncoder):
+                config[key] = _width_from(key, config[key], "dim", parts["encoder"].out_dim)
+            elif key == "decoder" and parts.get("quantizer") is not None:
+                config[key] = _width_from(key, config[key], "in_dim", parts["quantizer"].dim)
+            parts[key] = registry.build(key, config[key])
         except ConfigError as err:
             raise err.located(prefix=f"model.{key}") from None
     enc, q, dec = parts["encoder"], parts.get("quantizer"), parts["decoder"]
     names = {k: model[k]["name"] for k in parts}
-    config: dict[str, Any] = {k: dict(model[k]) for k in parts}  # recorded in checkpoints
     if isinstance(enc, DiscreteEncoder):
         if q is not None:
             raise ConfigError(f"encoder '{names['encoder']}' emits tokens itself; remove model.quantizer",
@@ -265,17 +274,30 @@ def build_tokenizer(model: Mapping[str, Any], modality: Mapping[str, Any] | None
         raise ConfigError(f"'{names['decoder']}' takes token indices from a discrete encoder, but encoder "
                           f"'{names['encoder']}' gives latents; use a latent decoder", key="model.decoder")
     if enc.out_dim != q.dim:
-        raise ConfigError(f"{q.dim} differs from model.encoder's out_dim {enc.out_dim}; make them equal",
-                          key="model.quantizer.dim")
+        raise ConfigError(f"{q.dim} differs from model.encoder's out_dim {enc.out_dim}; make them equal "
+                          "(or leave it out: it defaults to the encoder's out_dim)", key="model.quantizer.dim")
     if dec.in_dim != q.dim:
-        raise ConfigError(f"{dec.in_dim} differs from model.quantizer's dim {q.dim}; make them equal",
-                          key="model.decoder.in_dim")
+        raise ConfigError(f"{dec.in_dim} differs from model.quantizer's dim {q.dim}; make them equal "
+                          "(or leave it out: it defaults to the quantizer's dim)", key="model.decoder.in_dim")
     config["framewise"] = bool(model.get("framewise", False))
     if config["framewise"]:
         from tokcore.builtins.models.framewise import FramewiseDecoder, FramewiseEncoder
 
         enc, dec = FramewiseEncoder(enc), FramewiseDecoder(dec)
     return Tokenizer(enc, q, dec, build_modality(modality), input_shape, config)
+
+
+def _width_from(kind: str, config: dict[str, Any], param: str, width: int) -> dict[str, Any]:
+    """`config` with `param` (a latent width) set to `width` where it is left out or None
+    and the component takes such a parameter."""
+    if config.get(param) is not None or not isinstance(config.get("name"), str):
+        return config  # given, or no name (building it says so)
+    from tokcore import registry
+    from tokcore.registry.params import params_of
+
+    if any(p.name == param for p in params_of(registry.get(kind, config["name"]))[0]):
+        return {**config, param: width}
+    return config
 
 
 def build_modality(modality: Mapping[str, Any] | None) -> Modality:

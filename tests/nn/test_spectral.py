@@ -126,7 +126,7 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="keep"):
         DCTEncoder(keep=0)
     with pytest.raises(ValueError, match="frames=4 is less than keep=6"):
-        DCTDecoder(frames=4, keep=6)
+        DCTDecoder(in_dim=4, frames=4, keep=6)
     enc = DCTEncoder(in_channels=2, out_dim=4, keep=8)
     with pytest.raises(ValueError, match="T=5 frames cannot give keep=8"):
         enc(torch.randn(1, 5, 2))

@@ -139,6 +139,16 @@ def test_bad_inputs_are_recorded_and_skipped(setup, tmp_path, capsys):
     assert "another dataset config" in capsys.readouterr().err
 
 
+def test_each_failure_line_names_its_input_once(setup, tmp_path, capsys):
+    out = tmp_path / "store"
+    assert main(["tokenize", "--checkpoint", str(setup["run"]), "--output", str(out), *folder_data(setup),
+                 "--batch-size", "8", "--quiet", "--max-failed", "4"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  failed ")]
+    assert len(lines) == len(BAD)
+    for key, line in zip(sorted(BAD), lines):
+        assert line.startswith(f"  failed {key}: ") and not line.startswith(f"  failed {key}: {key}"), line
+
+
 def test_usage_errors_exit_2(setup, tmp_path, capsys):
     base = ["tokenize", "--checkpoint", str(setup["run"]), "--output", str(tmp_path / "s")]
     assert main(base + ["model.quantizer.levels=[3]"]) == 2

@@ -12,6 +12,8 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
+from tokcore.errors import ConfigError
+
 
 @dataclass
 class Tokens:
@@ -35,6 +37,19 @@ class Tokens:
     @property
     def data(self) -> Tensor:
         return self.indices if self.indices is not None else self.latents  # type: ignore[return-value]
+
+
+def require_dim(value: int | None, key: str) -> int:
+    """A latent width a tokenizer fills in when a config leaves it out: a quantizer's `dim`
+    (the encoder's `out_dim`) or a decoder's `in_dim` (the quantizer's `dim`). Default such a
+    parameter to None and pass it through here: built alone, the component needs it given."""
+    if value is None:
+        source = "the encoder's out_dim" if key == "dim" else "the quantizer's dim"
+        raise ConfigError(f"not set; give it, or build the component inside a tokenizer, which sets it to {source}",
+                          key=key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"must be a positive integer, got {value!r}", key=key)
+    return value
 
 
 class Encoder(nn.Module, ABC):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import difflib
 import fnmatch
 import importlib
 import importlib.metadata as md
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 from tokcore.registry.catalog import FIRST_PARTY, RENAMED
+from tokcore.registry.names import did_you_mean
 from tokcore._version import __version__
 from tokcore.errors import PluginLoadError, RegistryError
 
@@ -71,8 +71,8 @@ def normalize_kind(kind: str) -> str:
     for kind_ in KINDS:
         if k == plural(kind_):
             return kind_
-    hint = difflib.get_close_matches(k, KINDS, n=1)
-    fix = f"; did you mean '{hint[0]}'?" if hint else f"; kinds are: {', '.join(KINDS)}"
+    hint = did_you_mean(k, KINDS) or did_you_mean(k, [plural(kind_) for kind_ in KINDS])
+    fix = f"; did you mean '{normalize_kind(hint)}'?" if hint else f"; kinds are: {', '.join(KINDS)}"
     raise RegistryError(f"unknown component kind '{kind}'{fix}")
 
 
@@ -305,9 +305,9 @@ class Registry:
             return f"no {kind} '{name}' from distribution '{dist}'; {plural(kind)} named '{name}': " + (
                 ", ".join(e.qualified_name for e in self.entries(kind) if e.name == name) or "none")
         available = {e.name: e for e in self.entries(kind)}
-        close = difflib.get_close_matches(name, builtins.list(available), n=1, cutoff=0.6)
+        close = did_you_mean(name, builtins.list(available))
         if close:
-            return f"unknown {kind} '{name}'; did you mean '{close[0]}' ({available[close[0]].provider})?"
+            return f"unknown {kind} '{name}'; did you mean '{close}' ({available[close].provider})?"
         if available:
             shown = ", ".join(sorted(available)[:12]) + (", ..." if len(available) > 12 else "")
             return f"unknown {kind} '{name}'; available: {shown} (tokcore list {plural(kind)})"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import dataclasses
-import difflib
 import inspect
 import re
 import types
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Union
 
 from tokcore.errors import ConfigError
+from tokcore.registry.names import did_you_mean
 
 _EMPTY = inspect.Parameter.empty
 
@@ -71,8 +71,8 @@ def resolve_params(cls: type, given: Mapping[str, Any], *, what: str) -> dict[st
     by_name = {p.name: p for p in params}
     for key in given:
         if key not in by_name and not var_kw:
-            close = difflib.get_close_matches(key, list(by_name), n=1)
-            fix = f"did you mean '{close[0]}'?" if close else (
+            close = did_you_mean(key, list(by_name))
+            fix = f"did you mean '{close}'?" if close else (
                 f"{what} takes: {', '.join(by_name) or 'no parameters'}")
             raise ConfigError(f"unknown parameter for {what}; {fix}", key=key)
     resolved: dict[str, Any] = {}

@@ -26,7 +26,10 @@ def describe(model: Any, spec: Any) -> dict[str, Any]:
 
     parts = (spec.model.encoder, spec.model.quantizer, spec.model.decoder, spec.modality)
     used = sorted({registry.provider(c.kind, c.name).dist for c in parts if c is not None})
-    return {"format": FORMAT, "tokcore_version": __version__, **model.info(), "model": spec.model.config(),
+    # the tokenizer's own record of its components: what the spec left to it (a quantizer's dim,
+    # a decoder's in_dim) filled in, so the checkpoint rebuilds exactly this model
+    recorded = getattr(model, "config", None) or spec.model.config()
+    return {"format": FORMAT, "tokcore_version": __version__, **model.info(), "model": recorded,
             "plugins": {dist: _version(dist) for dist in used}}
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable
 
 from tokcore import registry
 from tokcore.registry import _canonical
+from tokcore.registry.names import did_you_mean
 
 __all__ = ["check_component", "contract_cases", "contract_test", "build_example", "ContractError"]
 
@@ -43,7 +44,11 @@ def build_example(kind: str, name: str) -> Any:
 
 
 def contract_cases(dist: str | None = None, kinds: Iterable[str] | None = None) -> list[tuple[str, str]]:
-    """(kind, name) of every registered component, or those of one distribution."""
+    """(kind, name) of every registered component, or those of one distribution.
+
+    Raises ContractError when there is none: a contract run that checks nothing (a renamed
+    plugin whose `dist` was not renamed, a distribution that is not installed) must not pass.
+    """
     wanted = {registry.normalize_kind(k) for k in kinds} if kinds else set(registry.KINDS)
     reg = registry.current()
     cases = []
@@ -51,14 +56,44 @@ def contract_cases(dist: str | None = None, kinds: Iterable[str] | None = None) 
         if e.kind in wanted and (dist is None or _canonical(e.provider.dist) == _canonical(dist)):
             unique = reg.list(e.kind).count(e.name) == 1
             cases.append((e.kind, e.name if unique else e.qualified_name))
+    if not cases:
+        raise ContractError(_no_cases(reg, dist, wanted))
     return sorted(cases)
 
 
+def _no_cases(reg: registry.Registry, dist: str | None, wanted: set[str]) -> str:
+    """Why there is nothing to check, and what would be."""
+    what = " or ".join(registry.plural(k) for k in registry.KINDS if k in wanted)
+    if dist is None:
+        return f"no {what} are registered: nothing to check (tokcore plugins)"
+    plugins = {_canonical(p.dist): p for p in reg.plugins()}
+    p = plugins.get(_canonical(dist))
+    if p is not None and not p.enabled:
+        return f"distribution '{dist}' is {p.status}: {p.reason}; its components cannot be checked"
+    if p is not None:
+        return f"distribution '{dist}' registers no {what}: nothing to check (tokcore plugins)"
+    names = sorted(p.dist for p in reg.plugins())
+    close = did_you_mean(dist, names)
+    hint = f"did you mean '{close}'? " if close else ""
+    return (f"no installed distribution '{dist}' registers components, so there is nothing to check; {hint}"
+            "install it (pip install -e .), or give `dist` the name in its pyproject.toml ([project] name); "
+            f"installed: {', '.join(names) or 'none'}")
+
+
 def contract_test(dist: str | None = None, kinds: Iterable[str] | None = None) -> Callable:
-    """A pytest test parametrized over `contract_cases(dist, kinds)`."""
+    """A pytest test parametrized over `contract_cases(dist, kinds)`; when there is nothing
+    to check, one test that fails saying why (pytest would skip an empty parametrization)."""
     import pytest
 
-    cases = contract_cases(dist, kinds)
+    try:
+        cases = contract_cases(dist, kinds)
+    except ContractError as err:
+        reason = str(err)
+
+        def test_contract() -> None:
+            raise ContractError(reason)
+
+        return test_contract
 
     @pytest.mark.parametrize("kind,name", cases, ids=[f"{k}:{n}" for k, n in cases])
     def test_contract(kind: str, name: str) -> None:

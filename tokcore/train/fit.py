@@ -21,7 +21,7 @@ from tokcore.run import meta as tokenizer_meta
 from tokcore.runtime.distributed import Context, barrier
 from tokcore.runtime.state import load_state
 from tokcore.train.build import build_parts, prepare_run_dir
-from tokcore.train.log import MetricsLog
+from tokcore.train.log import MetricsLog, format_metrics
 from tokcore.train.samples import first_samples, samples_path, write_samples
 
 FIT_STEP = 1
@@ -40,7 +40,7 @@ def fit_run(spec: RunSpec, run_dir: Path, resume: bool, ctx: Context) -> dict[st
             start = time.perf_counter()
             metrics = {**trainer.fit(model, parts.train_set, parts.val_set), "fit_seconds": time.perf_counter() - start}
             log.write(FIT_STEP, metrics)
-            log.message("fit: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+            log.message("fit: " + format_metrics(metrics))
         finally:
             log.close()
         write_samples(model, first_samples(model, parts.val_set), samples_path(run_dir, FIT_STEP))

@@ -44,7 +44,7 @@ from tokcore.runtime.state import set_rng_state
 from tokcore.tokenizer import Tokenizer
 from tokcore.train.build import build_parts, prepare_run_dir, seed_everything
 from tokcore.train.evaluate import evaluate
-from tokcore.train.log import MetricsLog
+from tokcore.train.log import MetricsLog, format_metrics
 from tokcore.train.optim import WeightEMA, adamw, learning_rate, no_weight_decay
 from tokcore.train.sampler import StepBatchSampler
 from tokcore.train.samples import samples_path, write_samples
@@ -304,7 +304,7 @@ class TrainingRun:
             ev.update({f"val_ema/{k}": v for k, v in
                        evaluate(self.ema.model, loss, self._val_batches(s, ctx), ctx, self.autocast).items()})
         self.log.write(step, ev)
-        self.log.message(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in ev.items()))
+        self.log.message(f"step {step}: " + format_metrics(ev))
         if self.keep_best is not None:
             if self.keep_best not in ev:  # known only now; a run is never thrown away for it
                 self.log.message(f"train.keep_best: '{self.keep_best}' is not an evaluation metric, so no best "

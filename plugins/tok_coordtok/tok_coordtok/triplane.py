@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tokcore.api import Decoder
+from tokcore.api import Decoder, require_dim
 
 
 class TriplaneDecoder(Decoder):
@@ -23,7 +23,7 @@ class TriplaneDecoder(Decoder):
     `(B, N, 3)` in [-1, 1] (x horizontal, y vertical, t time); the output is `(B, N, out_dim)`.
 
     Args:
-        in_dim: latent channels D per plane.
+        in_dim: latent channels D per plane. Default: the quantizer's dim in a tokenizer.
         out_dim: values predicted per query (3 for a pixel, 3 * p * p for a p x p patch).
         hidden_dim: width of the MLP.
         depth: number of hidden layers of the MLP.
@@ -32,8 +32,10 @@ class TriplaneDecoder(Decoder):
 
     example_config = {"in_dim": 8, "hidden_dim": 32, "resolution": 8}
 
-    def __init__(self, in_dim: int, out_dim: int = 3, hidden_dim: int = 256, depth: int = 3, resolution: int = 16):
+    def __init__(self, in_dim: int | None = None, out_dim: int = 3, hidden_dim: int = 256, depth: int = 3,
+                 resolution: int = 16):
         super().__init__()
+        in_dim = require_dim(in_dim, "in_dim")
         self.in_dim, self.out_dim, self.resolution = in_dim, out_dim, resolution
         layers: list[nn.Module] = []
         width = in_dim

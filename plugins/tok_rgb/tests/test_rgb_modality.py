@@ -43,3 +43,30 @@ def test_pictures_in_0_1_and_wrong_dtypes_are_caught():
                      sample="cat", batched=False)
     unit = registry.build("modality", {"name": "rgb", "value_range": [0, 1], "mean": 0.5, "std": 0.5})
     assert unit.validate(torch.rand(1, 3, 8, 8)).shape == (1, 3, 8, 8)  # [0, 1] when configured so
+
+
+def test_decode_writes_a_png_per_image_and_an_mp4_plus_npy_per_clip_as_documented(tmp_path):
+    # docs (README, docs/token-store.md, the module docstring): images as PNG only, since an
+    # 8-bit PNG holds a 0-255 picture exactly; clips as mp4 plus the raw .npy, since mp4 is lossy
+    import numpy as np
+    from PIL import Image
+
+    rgb = registry.build("modality", {"name": "rgb"})
+    image = torch.randint(0, 256, (3, 8, 8)).float()
+    written = rgb.write_decoded(image, tmp_path / "cat")
+    assert [p.name for p in written] == ["cat.png"] and sorted(p.name for p in tmp_path.iterdir()) == ["cat.png"]
+    assert np.array_equal(np.asarray(Image.open(written[0])), image.permute(1, 2, 0).numpy().astype(np.uint8))
+    video = registry.build("modality", {"name": "video"})
+    clip = video.example(1)[0].float()
+    assert [p.name for p in video.write_decoded(clip, tmp_path / "clip", {"fps": 10})] == ["clip.mp4", "clip.npy"]
+    assert np.array_equal(np.load(tmp_path / "clip.npy"), clip.numpy())
+
+
+def test_a_0_1_image_is_drawn_in_full_range_not_black(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rgb = registry.build("modality", {"name": "rgb", "value_range": [0.0, 1.0], "mean": 0.5, "std": 0.5})
+    image = torch.rand(3, 8, 8)
+    pixels = np.asarray(Image.open(rgb.write_decoded(image, tmp_path / "x")[0]))
+    assert np.abs(pixels.astype(float) - image.permute(1, 2, 0).numpy() * 255).max() <= 0.5

@@ -1,8 +1,9 @@
 """RGB images and videos: 3 channels, raw values 0-255, normalized to [-1, 1] by default.
 
-Outputs a person can open: `tokcore decode` writes images as PNG and clips as mp4 at the
-frame rate recorded with the sample (plus the raw `.npy`, lossless); training samples are
-PNG grids of inputs above reconstructions.
+Outputs a person can open: `tokcore decode` writes an image as one 8-bit PNG (lossless for
+0-255 pictures; no `.npy`) and a clip as an mp4 at the frame rate recorded with the sample
+plus its raw frames as `.npy` (mp4 is lossy); training samples are PNG grids of inputs above
+reconstructions. Pictures map `value_range` to 0-255, so [0, 1] images are not drawn black.
 """
 
 from __future__ import annotations
@@ -82,15 +83,20 @@ class RGBModality(Modality):
         return super().invalid_examples(x) + [(x.float() / 255.0, "a [0, 1] picture given to a 0-255 tokenizer"),
                                               (x.narrow(1, 0, 1), "one channel")]
 
+    def picture(self, x: Tensor) -> np.ndarray:
+        """Raw values as 8-bit pixels (same layout): `value_range` mapped to 0-255."""
+        lo, hi = self.value_range if self.value_range is not None else (0.0, 255.0)
+        return to_uint8(x if (lo, hi) == (0.0, 255.0) else (x.float() - lo) * (255.0 / (hi - lo)))
+
     def write_decoded(self, x: Tensor, path: Path, meta: Mapping[str, Any] | None = None) -> list[Path]:
-        """`<path>.png`."""
+        """`<path>.png` (8-bit, lossless for 0-255 pictures; no `.npy`)."""
         out = path.with_name(path.name + ".png")
-        atomic_write_bytes(out, png_bytes(to_uint8(x).transpose(1, 2, 0)))
+        atomic_write_bytes(out, png_bytes(self.picture(x).transpose(1, 2, 0)))
         return [out]
 
     def write_samples(self, target: Tensor, recon: Tensor, path: Path) -> list[Path]:
         """`<path>.png`: inputs (top row) above reconstructions; `<path>.npz`: the arrays."""
-        grid = np.concatenate([_row(target), _row(recon)], axis=0)
+        grid = np.concatenate([_row(self.picture(target)), _row(self.picture(recon))], axis=0)
         out = path.with_suffix(".png")
         atomic_write_bytes(out, png_bytes(grid))
         return [out] + write_array_samples(target, recon, path)
@@ -109,21 +115,22 @@ class VideoModality(RGBModality):
     layout = "CTHW"
 
     def write_decoded(self, x: Tensor, path: Path, meta: Mapping[str, Any] | None = None) -> list[Path]:
-        """`<path>.mp4` at the clip's recorded `fps` (meta), and `<path>.npy`, the raw frames."""
+        """`<path>.mp4` at the clip's recorded `fps` (meta), and `<path>.npy`, the raw frames
+        (mp4 is lossy)."""
         fps = float((meta or {}).get("fps") or DEFAULT_FPS)
-        frames = to_uint8(x).transpose(1, 2, 3, 0)  # (T, H, W, 3)
+        frames = self.picture(x).transpose(1, 2, 3, 0)  # (T, H, W, 3)
         return [write_mp4(path.with_name(path.name + ".mp4"), frames, fps)] + write_array(x, path)
 
     def write_samples(self, target: Tensor, recon: Tensor, path: Path) -> list[Path]:
         """`<path>.png`: for each clip, its frames left to right, input above reconstruction."""
         rows = []
         for t, r in zip(target, recon):  # (3, T, H, W): frames as a row of pictures
-            rows += [_row(t.transpose(0, 1)), _row(r.transpose(0, 1))]
+            rows += [_row(self.picture(t.transpose(0, 1))), _row(self.picture(r.transpose(0, 1)))]
         out = path.with_suffix(".png")
         atomic_write_bytes(out, png_bytes(np.concatenate(rows, axis=0)))
         return [out] + write_array_samples(target, recon, path)
 
 
-def _row(images: Tensor) -> np.ndarray:
-    """`(N, 3, H, W)` raw pictures side by side, `(H, N*W, 3)` uint8."""
-    return np.concatenate(list(to_uint8(images).transpose(0, 2, 3, 1)), axis=1)
+def _row(images: np.ndarray) -> np.ndarray:
+    """`(N, 3, H, W)` uint8 pictures side by side, `(H, N*W, 3)`."""
+    return np.concatenate(list(images.transpose(0, 2, 3, 1)), axis=1)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tokcore.interfaces import Decoder, Encoder
+from tokcore.interfaces import Decoder, Encoder, require_dim
 from tokcore.nn.blocks import Layers, group_norm
 from tokcore.nn.resnet import ResNetDown, ResNetUp, check_channel_mult
 from tokcore.nn.shapes import check_layout, divide
@@ -200,7 +200,7 @@ class Causal3dDecoder(Decoder):
     Output frames 1 + t*(j-1) ... t*j come from latent frames <= j, so decoding is causal too.
 
     Args:
-        in_dim: latent channels per token.
+        in_dim: latent channels per token. Default: the quantizer's dim in a tokenizer.
         out_channels: video channels C.
         base_channels: channels of the last (full-resolution) level.
         channel_mult: channel multiplier per resolution level, listed from full resolution
@@ -213,10 +213,11 @@ class Causal3dDecoder(Decoder):
 
     example_config: ClassVar[dict] = {**_TINY, "in_dim": 4}
 
-    def __init__(self, in_dim: int = 16, out_channels: int = 3, base_channels: int = 128,
+    def __init__(self, in_dim: int | None = None, out_channels: int = 3, base_channels: int = 128,
                  channel_mult: list[int] = (1, 2, 2, 4), num_res_blocks: int = 2, mid_attention: bool = True,
                  temporal_compression: int = 4):
         super().__init__()
+        in_dim = require_dim(in_dim, "in_dim")
         check_channel_mult(list(channel_mult), "causal3d decoder")
         halvings = _temporal_halvings(temporal_compression, list(channel_mult), "causal3d decoder")
         self.in_dim, self.out_channels = in_dim, out_channels

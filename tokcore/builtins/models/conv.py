@@ -11,7 +11,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from tokcore.interfaces import Decoder, Encoder
+from tokcore.interfaces import Decoder, Encoder, require_dim
 from tokcore.nn.resnet import ResNetDown, ResNetUp, check_channel_mult
 from tokcore.nn.shapes import check_layout, divide
 
@@ -63,7 +63,7 @@ class Conv2dDecoder(Decoder):
     """The mirror of `conv2d` encoder: `(B, h, w, in_dim)` -> `(B, C, h*f, w*f)`.
 
     Args:
-        in_dim: latent channels per token.
+        in_dim: latent channels per token. Default: the quantizer's dim in a tokenizer.
         out_channels: image channels C.
         base_channels: channels of the last (full-resolution) level.
         channel_mult: channel multiplier per resolution level, listed from full resolution
@@ -74,9 +74,10 @@ class Conv2dDecoder(Decoder):
 
     example_config: ClassVar[dict] = {**_TINY, "in_dim": 4}
 
-    def __init__(self, in_dim: int = 256, out_channels: int = 3, base_channels: int = 128,
+    def __init__(self, in_dim: int | None = None, out_channels: int = 3, base_channels: int = 128,
                  channel_mult: list[int] = (1, 1, 2, 2, 4), num_res_blocks: int = 2, mid_attention: bool = True):
         super().__init__()
+        in_dim = require_dim(in_dim, "in_dim")
         check_channel_mult(list(channel_mult), "conv2d decoder")
         self.in_dim, self.out_channels = in_dim, out_channels
         self.body = ResNetUp(2, in_dim, out_channels, base_channels, list(channel_mult), num_res_blocks, mid_attention)
@@ -132,7 +133,7 @@ class Conv1dDecoder(Decoder):
     """The mirror of `conv1d` encoder: `(B, t, in_dim)` -> `(B, t*f, C)`.
 
     Args:
-        in_dim: latent channels per token.
+        in_dim: latent channels per token. Default: the quantizer's dim in a tokenizer.
         out_channels: channels C per frame.
         base_channels: channels of the last (full-resolution) level.
         channel_mult: channel multiplier per resolution level, listed from full resolution
@@ -143,9 +144,10 @@ class Conv1dDecoder(Decoder):
 
     example_config: ClassVar[dict] = {**_TINY, "in_dim": 4}
 
-    def __init__(self, in_dim: int = 32, out_channels: int = 2, base_channels: int = 64,
+    def __init__(self, in_dim: int | None = None, out_channels: int = 2, base_channels: int = 64,
                  channel_mult: list[int] = (1, 2, 2), num_res_blocks: int = 2, mid_attention: bool = True):
         super().__init__()
+        in_dim = require_dim(in_dim, "in_dim")
         check_channel_mult(list(channel_mult), "conv1d decoder")
         self.in_dim, self.out_channels = in_dim, out_channels
         self.body = ResNetUp(1, in_dim, out_channels, base_channels, list(channel_mult), num_res_blocks, mid_attention)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from tokcore.errors import ConfigError
-from tokcore.interfaces import Decoder, Encoder
+from tokcore.interfaces import Decoder, Encoder, require_dim
 from tokcore.nn.lowpass import dct_basis
 from tokcore.nn.shapes import check_layout
 from tokcore.builtins.quantizers._dist import all_reduce_sum_
@@ -167,7 +167,7 @@ class DCTDecoder(Decoder):
     lowest `keep` DCT cosines per channel.
 
     Args:
-        in_dim: latent channels of the token.
+        in_dim: latent channels of the token. Default: the quantizer's dim in a tokenizer.
         out_channels: channels C per frame.
         frames: frames T of the output.
         keep: DCT frequencies per channel (the lowest ones); at most `frames`.
@@ -176,8 +176,9 @@ class DCTDecoder(Decoder):
 
     example_config: ClassVar[dict] = {**_TINY, "in_dim": 8, "out_channels": 3, "frames": 8}
 
-    def __init__(self, in_dim: int = 32, out_channels: int = 2, frames: int = 60, keep: int = 12, hidden: int = 0):
+    def __init__(self, in_dim: int | None = None, out_channels: int = 2, frames: int = 60, keep: int = 12, hidden: int = 0):
         super().__init__()
+        in_dim = require_dim(in_dim, "in_dim")
         _check_keep(keep, "dct1d decoder")
         if frames < keep:
             raise ValueError(f"dct1d decoder: frames={frames} is less than keep={keep}")

@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from tokcore.interfaces import Decoder, Encoder
+from tokcore.interfaces import Decoder, Encoder, require_dim
 from tokcore.nn.embeddings import LearnedPosEmbed1d
 from tokcore.nn.lowpass import DCTLowpass
 from tokcore.nn.shapes import check_layout, divide
@@ -79,7 +79,7 @@ class Transformer1dDecoder(Decoder):
     """The mirror of `transformer1d` encoder: `(B, L, in_dim)` -> `(B, L * patch_size, C)`.
 
     Args:
-        in_dim: latent channels per token.
+        in_dim: latent channels per token. Default: the quantizer's dim in a tokenizer.
         out_channels: channels C per frame.
         patch_size: frames each token decodes to (the stride of the ConvTranspose1d).
         width: transformer width.
@@ -93,10 +93,11 @@ class Transformer1dDecoder(Decoder):
 
     example_config: ClassVar[dict] = {**_TINY, "in_dim": 8}
 
-    def __init__(self, in_dim: int = 32, out_channels: int = 2, patch_size: int = 2, width: int = 384,
+    def __init__(self, in_dim: int | None = None, out_channels: int = 2, patch_size: int = 2, width: int = 384,
                  depth: int = 6, num_heads: int = 6, mlp_ratio: float = 4.0, max_len: int = 64,
                  lowpass: int | None = None):
         super().__init__()
+        in_dim = require_dim(in_dim, "in_dim")
         self.in_dim, self.out_channels = in_dim, out_channels
         self.patch_size, self.max_len = patch_size, max_len
         self.embed = nn.Linear(in_dim, width)

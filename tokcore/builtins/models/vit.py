@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from tokcore.interfaces import Decoder, Encoder
+from tokcore.interfaces import Decoder, Encoder, require_dim
 from tokcore.nn.embeddings import PosEmbed2d
 from tokcore.nn.patch import patchify, unpatchify
 from tokcore.nn.shapes import check_layout, divide
@@ -78,7 +78,7 @@ class ViTDecoder(Decoder):
     """The mirror of the ViT encoder: `(B, h, w, in_dim)` -> `(B, C, h*p, w*p)`.
 
     Args:
-        in_dim: latent channels per token.
+        in_dim: latent channels per token. Default: the quantizer's dim in a tokenizer.
         out_channels: image channels C.
         image_size: side of the square images the position embedding is built for; other
             token grids are handled by resizing it.
@@ -92,10 +92,11 @@ class ViTDecoder(Decoder):
 
     example_config: ClassVar[dict] = {**_TINY, "in_dim": 8}
 
-    def __init__(self, in_dim: int = 32, out_channels: int = 3, image_size: int = 256, patch_size: int = 16,
+    def __init__(self, in_dim: int | None = None, out_channels: int = 3, image_size: int = 256, patch_size: int = 16,
                  width: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
                  pos_embed: Literal["learned", "sincos"] = "learned"):
         super().__init__()
+        in_dim = require_dim(in_dim, "in_dim")
         self.in_dim, self.out_channels = in_dim, out_channels
         self.image_size, self.patch_size = image_size, patch_size
         self.grid = _grid(image_size, patch_size, "vit decoder")

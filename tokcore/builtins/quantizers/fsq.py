@@ -28,7 +28,8 @@ class FSQ(Quantizer):
         levels: number of values per quantized channel, each >= 2; the codebook size is
             their product.
         dim: channels of the latents; when it differs from `len(levels)`, learned linear
-            projections map in and out. Default: `len(levels)`.
+            projections map in and out. Default: the encoder's out_dim in a tokenizer,
+            `len(levels)` when built alone.
     """
 
     example_config = {"levels": [8, 5, 5, 5]}  # tiny, for the contract kit

@@ -5,22 +5,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from tokcore.interfaces import Quantizer, QuantizerOutput
-from tokcore.builtins.quantizers._common import check_positive
+from tokcore.interfaces import Quantizer, QuantizerOutput, require_dim
 
 
 class Identity(Quantizer):
     """Passes latents through unchanged: no indices, no losses, no statistics.
 
     Args:
-        dim: channels of the latents.
+        dim: channels of the latents. Default: the encoder's out_dim in a tokenizer.
     """
 
     example_config = {"dim": 16}  # tiny, for the contract kit
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int | None = None):
         super().__init__()
-        check_positive(dim=dim)
+        dim = require_dim(dim, "dim")
         self.dim, self.codebook_size, self.index_shape = dim, None, ()
 
     def forward(self, z: Tensor) -> QuantizerOutput:

@@ -42,7 +42,8 @@ class LFQ(Quantizer):
     Args:
         codebook_size: number of codes, a power of two (2^bits).
         dim: channels of the latents; when it differs from bits, learned linear projections
-            map in and out. Default: log2(codebook_size).
+            map in and out. Default: the encoder's out_dim in a tokenizer, log2(codebook_size)
+            when built alone.
         entropy_weight: weight of the entropy loss.
         commitment_weight: weight of the commitment loss.
         diversity_gamma: weight of the codebook entropy inside the entropy loss.

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from tokcore.errors import ConfigError
-from tokcore.interfaces import Quantizer, QuantizerOutput
+from tokcore.interfaces import Quantizer, QuantizerOutput, require_dim
 from tokcore.builtins.quantizers._common import check_positive, full_precision, projections, straight_through
 from tokcore.builtins.quantizers.fsq import FSQ
 from tokcore.builtins.quantizers.vq import VQ
@@ -86,7 +86,8 @@ class RVQ(ResidualQuantizer):
     are averaged over stages (dead codes summed), losses summed.
 
     Args:
-        dim: channels of the latents.
+        dim: channels of the latents. Default: the encoder's out_dim in a tokenizer
+            (codebook_dim when built alone with one).
         codebook_size: number of codes of each stage.
         stages: number of residual stages.
         codebook_dim: size of the codes; when it differs from `dim`, one learned projection
@@ -108,7 +109,8 @@ class RVQ(ResidualQuantizer):
 
     def __init__(
         self,
-        dim: int,
+        *,
+        dim: int | None = None,
         codebook_size: int,
         stages: int = 4,
         codebook_dim: int | None = None,
@@ -123,10 +125,11 @@ class RVQ(ResidualQuantizer):
         restart_dead_codes: bool = True,
         restart_reach: float = 1.0,
     ):
+        dim = codebook_dim if dim is None and codebook_dim is not None else require_dim(dim, "dim")
         check_positive(dim=dim, stages=stages)
         inner_dim = codebook_dim if codebook_dim is not None else dim
         make_stage = lambda: VQ(  # noqa: E731
-            inner_dim, codebook_size, codebook_learning=codebook_learning, decay=decay,
+            dim=inner_dim, codebook_size=codebook_size, codebook_learning=codebook_learning, decay=decay,
             commitment_weight=commitment_weight, codebook_weight=codebook_weight,
             kmeans_init=kmeans_init, kmeans_iters=kmeans_iters, dead_after_steps=dead_after_steps,
             dead_usage_threshold=dead_usage_threshold, restart_dead_codes=restart_dead_codes,
@@ -144,7 +147,8 @@ class RFSQ(ResidualQuantizer):
         levels: values per quantized channel, as for `fsq`.
         stages: number of residual stages.
         dim: channels of the latents; when it differs from `len(levels)`, one learned
-            projection pair wraps all stages. Default: `len(levels)`.
+            projection pair wraps all stages. Default: the encoder's out_dim in a tokenizer,
+            `len(levels)` when built alone.
     """
 
     example_config = {"levels": [5, 5, 5], "stages": 3, "dim": 16}  # tiny, for the contract kit

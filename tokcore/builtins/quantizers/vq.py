@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tokcore.errors import ConfigError
-from tokcore.interfaces import Quantizer, QuantizerOutput
+from tokcore.interfaces import Quantizer, QuantizerOutput, require_dim
 from tokcore.builtins.quantizers._common import check_positive, full_precision, projections, straight_through
 from tokcore.builtins.quantizers._dist import all_gather_cat, all_reduce_sum_, world_size
 from tokcore.builtins.quantizers._kmeans import kmeans, sample_rows
@@ -41,7 +41,8 @@ class VQ(Quantizer):
     code distribution, `dead_codes` counts the dead codes (see `dead_after_steps`).
 
     Args:
-        dim: channels of the latents.
+        dim: channels of the latents. Default: the encoder's out_dim in a tokenizer
+            (`heads * codebook_dim` when built alone with a codebook_dim).
         codebook_size: number of codes.
         codebook_dim: size of a code; when `heads * codebook_dim != dim`, learned linear
             projections map latents in and codes out. Default: `dim // heads`.
@@ -71,7 +72,8 @@ class VQ(Quantizer):
 
     def __init__(
         self,
-        dim: int,
+        *,
+        dim: int | None = None,
         codebook_size: int,
         codebook_dim: int | None = None,
         heads: int = 1,
@@ -88,6 +90,7 @@ class VQ(Quantizer):
         restart_reach: float = 1.0,
     ):
         super().__init__()
+        dim = heads * codebook_dim if dim is None and codebook_dim is not None else require_dim(dim, "dim")
         check_positive(dim=dim, codebook_size=codebook_size, heads=heads, kmeans_iters=kmeans_iters,
                        dead_after_steps=dead_after_steps)
         if codebook_dim is None:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tokcore.api import ConfigError, Decoder
+from tokcore.api import ConfigError, Decoder, require_dim
 from tokcore.nn.shapes import check_layout, divide
 from tok_rgb.diffusion.schedule import PREDICTIONS, Prediction, ddim_sample
 
@@ -41,7 +41,7 @@ class DiVAEDecoder(Decoder):
     or `generator=torch.Generator().manual_seed(1)`.
 
     Args:
-        in_dim: channels of the latents (the quantizer's dim).
+        in_dim: channels of the latents. Default: the quantizer's dim in a tokenizer.
         out_channels: image channels C.
         downsample: pixels per token along each side, f (the encoder's downsampling factor);
             the sampled image is f times the token grid.
@@ -72,13 +72,14 @@ class DiVAEDecoder(Decoder):
         "attention_levels": [1], "norm_groups": 4, "num_train_timesteps": 100, "sampling_steps": 2,
     }
 
-    def __init__(self, in_dim: int = 32, out_channels: int = 3, downsample: int = 16, patch_size: int = 4,
+    def __init__(self, in_dim: int | None = None, out_channels: int = 3, downsample: int = 16, patch_size: int = 4,
                  channels: list[int] = (256, 512, 512, 512), layers_per_block: int = 3,
                  attention_levels: list[int] = (2, 3), head_dim: int | None = None, norm_groups: int = 32,
                  dropout: float = 0.0, prediction: Prediction = "v_prediction", num_train_timesteps: int = 1000,
                  beta_schedule: str = "squaredcos_cap_v2", zero_terminal_snr: bool = True,
                  thresholding: bool = True, clip_sample: bool = False, sampling_steps: int = 50, seed: int = 0):
         super().__init__()
+        in_dim = require_dim(in_dim, "in_dim")
         diffusers = _require_diffusers()
         channels, attention_levels = list(channels), list(attention_levels)
         if prediction not in PREDICTIONS:
