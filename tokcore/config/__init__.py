@@ -15,7 +15,6 @@ Every error names the file the offending key came from, the key, and the fix.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib.metadata as md
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from tokcore.config import sources
 from tokcore.config.sources import Source
 from tokcore.config.spec import TrainSettings
 from tokcore.errors import ConfigError, RegistryError
+from tokcore.registry.names import did_you_mean
 from tokcore.registry.params import check_type, resolve_params, type_name
 
 SCHEMA_VERSION = 1
@@ -247,8 +247,8 @@ def _validate(cfg: Config, node: Mapping[str, Any], schema: Mapping[str, Any], p
     for key, value in node.items():
         here = path + (str(key),)
         if key not in schema:
-            close = difflib.get_close_matches(str(key), list(schema), n=1)
-            fix = f"did you mean '{close[0]}'?" if close else f"allowed here: {', '.join(schema)}"
+            close = did_you_mean(str(key), list(schema))
+            fix = f"did you mean '{close}'?" if close else f"allowed here: {', '.join(schema)}"
             raise cfg.error(here, f"unknown key; {fix}")
         spec = schema[key]
         if isinstance(spec, Component):

@@ -12,7 +12,6 @@ imports nothing of the plugin (and no torch).
 
 from __future__ import annotations
 
-import difflib
 import importlib.metadata as md
 import importlib.util
 import re
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tokcore.errors import ConfigError
+from tokcore.registry.names import did_you_mean
 
 CORE = "tokcore"
 FOLDER = "configs"  # inside the plugin's import package
@@ -75,8 +75,8 @@ def packaged(plugin: str, name: str) -> Source:
         known = names(plugin)
         if not known:
             raise ConfigError(f"{plugin} ships no configs; give a config file's path", file=label)
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        close = did_you_mean(name, known, cutoff=0.75)
+        hint = f"; did you mean '{close}'?" if close else ""
         raise ConfigError(f"{plugin} has no config '{name}'{hint} (its configs: {', '.join(known)})", file=label)
     return Source(path, label, plugin)
 
@@ -139,8 +139,8 @@ def _not_installed(plugin: str) -> str:
     if plugin in first_party:
         return f"{plugin} is not installed: pip install {plugin}"
     known = sorted({canonical(d) for d in _plugin_dists()} | first_party | {CORE})
-    close = difflib.get_close_matches(plugin, known, n=1, cutoff=0.75)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    close = did_you_mean(plugin, known, cutoff=0.75)
+    hint = f"; did you mean '{close}'?" if close else ""
     return f"no installed plugin '{plugin}'{hint} (tokcore plugins lists them)"
 
 
