@@ -189,7 +189,9 @@ def load_weights(module: nn.Module, file: Path, *, strict: bool = True) -> tuple
     if strict:
         own = module.state_dict()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        reshaped = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+        # extra state (a fitted vocabulary, a uint8 blob) has the shape of its content
+        reshaped = sorted(k for k in set(own) & set(state)
+                          if own[k].shape != state[k].shape and not k.endswith("_extra_state"))
         if missing or unexpected or reshaped:
             what = [f"{len(v)} {n} ({v[0]}{', ...' if len(v) > 1 else ''})" for n, v in
                     (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped)) if v]

@@ -36,7 +36,7 @@ def resume_spec(run_dir: Path, config: str, overrides: Iterable[str]) -> tuple[R
         if key.split(".")[0] in FIXED:
             raise ConfigError(f"the run was trained with {old!r}; a resumed run keeps its model, data and "
                               f"trainer: drop the override, or train into another --output", key=key, file=COMMAND_LINE)
-    requested = RunSpec.load(config)
+    requested = RunSpec.load(config, overrides)  # the file as the command line gives it
     notes = []
     for key, (old, new) in _changes(saved.config, requested.config).items():
         if key.split(".")[0] in FIXED:
