@@ -41,14 +41,14 @@ def _rank_entry(fn: Callable[..., Any], args: tuple, error_dir: str) -> Any:
 
 def spawn(fn: Callable[..., Any], args: tuple, nproc: int) -> dict[int, Any]:
     """Run `fn(*args)` in `nproc` local ranks (a module-level function: it is imported by name);
-    returns each rank's result, or raises the first failing rank's error."""
+    returns each rank's result, or raises the first failing rank's error. `fn` sets its own
+    threads (`tokcore.runtime.threads`)."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     from tokcore.runtime.distributed import free_port
 
     logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"tokcore-{uuid.uuid4().hex[:8]}",
                        rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", max_restarts=0,
                        monitor_interval=0.2, start_method="spawn")
