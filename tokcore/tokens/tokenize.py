@@ -209,7 +209,7 @@ def _worker(job: dict[str, Any], out: str, opts: dict[str, Any], threads: Thread
 
 
 def _spawn(job: Job, out: Path, opts: Options, nproc: int) -> list[Summary]:
-    results = spawn(_worker, (asdict(job), str(out), asdict(opts), threads_for(opts, nproc)), nproc)
+    results = spawn(_worker, (asdict(job), str(out), asdict(opts), threads_for(opts, nproc)), nproc, device=opts.device)
     return [Summary(**results[r]) for r in sorted(results)]
 
 

@@ -43,4 +43,4 @@ def run(spec: RunSpec, run_dir: str | Path, resume: bool = False, threads: Threa
 def launch(spec: RunSpec, run_dir: str | Path, resume: bool = False, nproc: int = 1) -> dict[str, float]:
     if nproc <= 1 or launched() or is_fit(spec):
         return run(spec, run_dir, resume)
-    return spawn(run, (spec, str(run_dir), resume, threads_for(spec, nproc)), nproc)[0]
+    return spawn(run, (spec, str(run_dir), resume, threads_for(spec, nproc)), nproc, device=spec.train.device)[0]
