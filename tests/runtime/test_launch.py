@@ -95,6 +95,24 @@ def wait(folder, how):
 '''
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` (its children, theirs, ...)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
 def _alive(pid: int) -> bool:
     """Running (a zombie waiting for a reaper has stopped running)."""
     try:
@@ -119,6 +137,7 @@ def test_killing_the_launcher_kills_its_ranks(tmp_path, how):
     parent = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, OVERSUBSCRIBE: "1"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ranks: list[int] = []
+    started: set[int] = set()
     try:
         deadline = time.time() + 120
         while len(ranks) < 2 and time.time() < deadline and parent.poll() is None:
@@ -127,14 +146,17 @@ def test_killing_the_launcher_kills_its_ranks(tmp_path, how):
         assert len(ranks) == 2, f"the ranks did not start (launcher exit status {parent.poll()})"
         assert {int(p.read_text()) for p in pids.glob("*.pid")} == {parent.pid}
         time.sleep(1)  # into the wait
+        started = _descendants(parent.pid)  # the ranks, and whatever else the launcher started
+        assert set(ranks) <= started
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
         deadline = time.time() + 15
-        while any(map(_alive, ranks)) and time.time() < deadline:
+        while any(map(_alive, started)) and time.time() < deadline:
             time.sleep(0.1)
         assert not [pid for pid in ranks if _alive(pid)], "ranks outlived their launcher"
+        assert not [pid for pid in started if _alive(pid)], "processes outlived the launcher"
     finally:
-        for pid in ranks:  # only what this test started
+        for pid in started | set(ranks):  # only what this test started
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
         if parent.poll() is None:
