@@ -8,8 +8,6 @@ cd "$(dirname "$0")/.."
 start=$SECONDS
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-# These models are small: a second thread gains little, and on a shared machine it loses a lot.
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 echo "installed in $((SECONDS - start)) s"
 run=runs/demo-gaze
 rm -rf "$run"

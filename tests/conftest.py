@@ -10,11 +10,13 @@ from tokcore import registry
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Test models are tiny: intra-op threads only add overhead, and on a busy machine
-    OpenMP's waiting threads can make a 2-second test take a minute."""
+    OpenMP's waiting threads can make a 2-second test take a minute. OMP_NUM_THREADS=1 is
+    what runs started by a test (in this process or not) choose too."""
     import torch
 
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -205,7 +205,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     formats = [f.strip() for spec in args.format for f in spec.split(",") if f.strip() and f.strip() != "store"]
     opts = Options(batch_size=args.batch_size, workers=args.workers, shard_samples=args.shard_samples,
                    device=args.device, precision=args.precision, latent_dtype=args.latent_dtype,
-                   progress=not args.quiet)
+                   progress=not args.quiet, threads=args.threads)
     s = tokenize(args.checkpoint, args.output, args.overrides, formats=formats, nproc=args.nproc, options=opts)
     from tokcore.tokens.tokenize import is_main_process
 
@@ -303,6 +303,8 @@ def _tokenize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nproc", type=int, default=1, help="processes on this machine (or launch with torchrun)")
     p.add_argument("--batch-size", type=int, default=64, help="samples per encoder call")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads per process (default: chosen from the idle CPUs, or OMP_NUM_THREADS)")
     p.add_argument("--shard-samples", type=int, default=4096, help="samples per shard at most")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],

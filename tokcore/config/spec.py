@@ -46,6 +46,9 @@ class TrainSettings:
         keep_best: a metric ("val/loss", ...) whose lowest value's checkpoint is always kept.
         samples_every: steps between reconstruction pictures (0: only at the end).
         num_workers: DataLoader worker processes per training process.
+        threads: torch intra-op threads per training process; None chooses them from the
+            CPUs this process may use and are idle, shared among the processes and their
+            workers (see `tokcore.runtime.threads`; OMP_NUM_THREADS also sets them).
         device: "auto" (CUDA when present), "cpu" or "cuda".
         init_from: a checkpoint or run directory whose model weights start this run
             (staged training, 4M's full_ckpt).
@@ -74,6 +77,7 @@ class TrainSettings:
     keep_best: str | None = None
     samples_every: int = 0
     num_workers: int = 0
+    threads: int | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     init_from: str | None = None
     freeze: list[Literal["encoder", "quantizer", "decoder"]] = field(default_factory=list)

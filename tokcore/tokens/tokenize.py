@@ -35,6 +35,7 @@ from tokcore.run import Checkpoint, load_tokenizer
 from tokcore.runtime.device import autocast
 from tokcore.runtime.launch import launched, spawn
 from tokcore.runtime.progress import Progress
+from tokcore.runtime.threads import ThreadChoice, choose_threads, local_ranks, using
 from tokcore.tokens.assemble import finalize, repair
 from tokcore.tokens.job import Job, check_job, make_job
 from tokcore.tokens.store import MANIFEST, SHARDS, list_shards, token_dtype
@@ -56,6 +57,9 @@ class Options:
         precision: "auto" (bf16 autocast on a GPU, fp32 on CPU), "fp32", "bf16" or "fp16".
         latent_dtype: how continuous latents are stored: "float32" or "float16".
         progress: show a progress bar (rank 0).
+        threads: torch intra-op threads per process; None chooses them from the CPUs this
+            process may use and are idle, shared among the processes and their workers
+            (see `tokcore.runtime.threads`; OMP_NUM_THREADS also sets them).
     """
 
     batch_size: int = 64
@@ -66,6 +70,7 @@ class Options:
     precision: str = "auto"
     latent_dtype: str = "float32"
     progress: bool = True
+    threads: int | None = None
 
 
 @dataclass
@@ -98,13 +103,22 @@ def _check_range(arr: np.ndarray, codebook_size: int | None) -> None:
 
 
 # -- one rank --------------------------------------------------------------------------------------------
-def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None) -> Summary:
-    """Tokenize this rank's share (one process, or one rank of a distributed run)."""
+def threads_for(opts: Options, ranks: int) -> ThreadChoice:
+    """The intra-op threads of each of `ranks` tokenizing processes on this machine."""
+    return choose_threads(ranks, opts.workers, opts.threads, key="--threads")
+
+
+def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None, threads: ThreadChoice | None = None) -> Summary:
+    """Tokenize this rank's share (one process, or one rank of a distributed run).
+    `threads`: chosen by the launcher for all its ranks; None chooses here."""
     from tokcore import registry
     from tokcore.runtime.distributed import barrier, process_group
 
     start = time.time()
-    with process_group(opts.device, timeout_s=LONG_TIMEOUT_S) as ctx:
+    threads = threads or threads_for(opts, local_ranks())
+    with process_group(opts.device, timeout_s=LONG_TIMEOUT_S) as ctx, using(threads):
+        if ctx.is_main and opts.progress:
+            print(threads.line(), flush=True)
         check_job(out, job)
         if dataset is None:
             try:
@@ -190,12 +204,12 @@ def _modality(job: Job) -> Any:
 
 
 # -- entry point -------------------------------------------------------------------------------------------
-def _worker(job: dict[str, Any], out: str, opts: dict[str, Any]) -> dict[str, Any]:
-    return asdict(run_rank(Job(**job), Path(out), Options(**opts)))
+def _worker(job: dict[str, Any], out: str, opts: dict[str, Any], threads: ThreadChoice) -> dict[str, Any]:
+    return asdict(run_rank(Job(**job), Path(out), Options(**opts), threads=threads))
 
 
 def _spawn(job: Job, out: Path, opts: Options, nproc: int) -> list[Summary]:
-    results = spawn(_worker, (asdict(job), str(out), asdict(opts)), nproc)
+    results = spawn(_worker, (asdict(job), str(out), asdict(opts), threads_for(opts, nproc)), nproc, device=opts.device)
     return [Summary(**results[r]) for r in sorted(results)]
 
 

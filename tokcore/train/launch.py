@@ -2,6 +2,8 @@
 
 One process runs when there is one rank, when torchrun/SLURM started this process as one
 rank of several, or when the trainer fits in one pass (a FitTrainer is not data-parallel).
+Each process computes with the intra-op threads chosen once for the run (see
+`tokcore.runtime.threads`), printed as the first line of the run's log.
 """
 
 from __future__ import annotations
@@ -9,16 +11,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from tokcore.config.spec import RunSpec
+from tokcore.errors import ConfigError
 from tokcore.runtime.distributed import process_group
 from tokcore.runtime.launch import launched, spawn
+from tokcore.runtime.threads import ThreadChoice, choose_threads, local_ranks, using
 from tokcore.train.build import is_fit
 from tokcore.train.fit import fit_run
 from tokcore.train.loop import TrainingRun
 
 
-def run(spec: RunSpec, run_dir: str | Path, resume: bool = False) -> dict[str, float]:
-    """Train as one process of a (possibly distributed) run; returns the final metrics."""
-    with process_group(spec.train.device) as ctx:
+def threads_for(spec: RunSpec, ranks: int) -> ThreadChoice:
+    """The intra-op threads of each of `ranks` training processes on this machine."""
+    try:
+        return choose_threads(ranks, spec.train.num_workers, spec.train.threads)
+    except ConfigError as err:
+        raise err.located(file=spec.where("train.threads")) from None
+
+
+def run(spec: RunSpec, run_dir: str | Path, resume: bool = False, threads: ThreadChoice | None = None) -> dict[str, float]:
+    """Train as one process of a (possibly distributed) run; returns the final metrics.
+    `threads`: chosen by the launcher for all its ranks; None chooses here."""
+    threads = threads or threads_for(spec, local_ranks())
+    with process_group(spec.train.device) as ctx, using(threads):
+        if ctx.is_main:
+            print(threads.line(), flush=True)
         if is_fit(spec):
             return fit_run(spec, Path(run_dir), resume, ctx)
         return TrainingRun(spec, Path(run_dir), resume, ctx).train()
@@ -27,4 +43,4 @@ def run(spec: RunSpec, run_dir: str | Path, resume: bool = False) -> dict[str, f
 def launch(spec: RunSpec, run_dir: str | Path, resume: bool = False, nproc: int = 1) -> dict[str, float]:
     if nproc <= 1 or launched() or is_fit(spec):
         return run(spec, run_dir, resume)
-    return spawn(run, (spec, str(run_dir), resume), nproc)[0]
+    return spawn(run, (spec, str(run_dir), resume, threads_for(spec, nproc)), nproc, device=spec.train.device)[0]
