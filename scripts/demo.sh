@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 start=$SECONDS
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
+# One thread, as the README's table was made: the figures then do not depend on the machine's
+# load (tokcore's own choice of threads adapts to it; OMP_NUM_THREADS overrides it).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 echo "installed in $((SECONDS - start)) s"
 run=runs/demo-gaze
 rm -rf "$run"

@@ -99,3 +99,19 @@ def test_a_sample_that_fails_to_load_is_recorded_announced_and_skipped(tmp_path,
     assert "skipped a-broken" in out
     failed = [json.loads(line) for line in (tmp_path / "run" / "failed_samples.rank0.jsonl").read_text().splitlines()]
     assert failed and all(f["key"].startswith("a-broken") for f in failed)
+
+
+def test_a_resumed_run_computes_with_the_threads_it_was_trained_with(tmp_path, monkeypatch):
+    from tokcore.config.spec import RunSpec
+    from tokcore.train.launch import threads_for
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cfg, run = write_config(tmp_path, steps=2), tmp_path / "run"
+    assert train(cfg, run, "train.threads=3") == 0  # recorded in the checkpoint's state
+    spec = RunSpec.load(cfg)
+    chosen = threads_for(spec, 1, run, resume=True)
+    assert chosen.threads == 3 and "as step-2 was trained" in chosen.line()
+    assert threads_for(spec, 1, run, resume=False).why.startswith("chosen from")
+    with monkeypatch.context() as m:
+        m.setenv("OMP_NUM_THREADS", "1")  # the user's word wins
+        assert threads_for(spec, 1, run, resume=True).threads == 1

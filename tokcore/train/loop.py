@@ -324,7 +324,7 @@ class TrainingRun:
             write_samples(shown, batch["raw"], samples_path(self.run_dir, step))
 
     def _save(self, step: int) -> None:
-        state = {"step": step, "best": self.best, "scaler": self.scaler.state_dict(),
+        state = {"step": step, "best": self.best, "scaler": self.scaler.state_dict(), "threads": torch.get_num_threads(),
                  "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()}}
         path = ckpt.save_checkpoint(self.run_dir, step, self.ctx, model=self.model,
                                     ema=self.ema.model if self.ema else None, trainer=self.trainer, state=state,
