@@ -47,7 +47,11 @@ def spawn(fn: Callable[..., Any], args: tuple, nproc: int) -> dict[int, Any]:
 
     from tokcore.runtime.distributed import free_port
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    # the first failing rank's own error is raised below; torch's logs of the same failure
+    # (a traceback per rank, "Terminating process ...") are shown only with TOKCORE_DEBUG
+    quiet = logging.DEBUG if os.environ.get("TOKCORE_DEBUG") else logging.CRITICAL
+    for name in ("torch.distributed.elastic", "torch.multiprocessing"):
+        logging.getLogger(name).setLevel(quiet)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"tokcore-{uuid.uuid4().hex[:8]}",
                        rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", max_restarts=0,
@@ -56,7 +60,8 @@ def spawn(fn: Callable[..., Any], args: tuple, nproc: int) -> dict[int, Any]:
         try:
             return elastic_launch(cfg, _rank_entry)(fn, args, error_dir)
         except ChildFailedError as err:
-            reports = sorted(Path(error_dir).glob("rank*"))
+            # the first to fail is the cause; the others often fail because it did
+            reports = sorted(Path(error_dir).glob("rank*"), key=lambda p: (p.stat().st_mtime_ns, int(p.name[4:])))
             if not reports:  # killed before it could say why (a signal, out of memory)
                 raise WorkerFailed(f"rank(s) {', '.join(map(str, sorted(err.failures)))} died: "
                                    f"{next(iter(err.failures.values())).message or 'no message'}") from None
