@@ -4,8 +4,9 @@ It holds enough to rebuild and describe the tokenizer with no config file: the r
 names and parameters of its components, the modality with its normalization, the input
 spec, token grid and codebook, the distribution that provided each component of the run
 (`providers`, by config key: `{"model.quantizer": "tokcore", "data": "tok-rgb", ...}`) and
-the versions of those distributions (`plugins`). `format` versions the file; `read` upgrades
-older formats, so a run saved by an older tokcore loads.
+the versions of the distributions that provided the tokenizer's own (`plugins`: model and
+modality). `format` versions the file; `read` upgrades older formats, so a run saved by an
+older tokcore loads.
 
 Names are resolved through the recorded providers: when a distribution installed later
 registers a name the run uses (a third-party `vq` beside core's), the saved run keeps the
@@ -42,8 +43,9 @@ def describe(model: Any, spec: Any) -> dict[str, Any]:
                                         ("trainer", spec.trainer), ("data", spec.data)) if c is not None}
     names["modality"] = spec.modality.name if spec.modality is not None else info["modality"]["name"]
     providers = {key: registry.provider(COMPONENTS[key], name).dist for key, name in names.items()}
+    used = sorted({dist for key, dist in providers.items() if key.startswith("model.") or key == "modality"})
     return {"format": FORMAT, "tokcore_version": __version__, **info, "model": spec.model.config(),
-            "providers": providers, "plugins": {dist: _version(dist) for dist in sorted(set(providers.values()))}}
+            "providers": providers, "plugins": {dist: _version(dist) for dist in used}}
 
 
 def _version(dist: str) -> str:

@@ -15,7 +15,7 @@ CFG = Path(__file__).resolve().parents[3] / "cfgs" / "camera"
 # 30 tokens x 1 code
 @pytest.mark.parametrize("name, tokens", [("quick.yaml", 1), ("egom2p.yaml", 30)])
 def test_configs_resolve(name, tokens, capsys):
-    assert main(["train", "--config", str(CFG / name), "data.num_clips=16", "--dry-run"]) == 0
+    assert main(["train", "--config", str(CFG / name), "data.num_clips=16", "train.batch_size=8", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert f"tokens    grid ({tokens},) = {tokens} per sample" in out and "codebook 256" in out
     assert "bits      240 per sample" in out

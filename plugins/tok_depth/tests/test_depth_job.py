@@ -16,7 +16,7 @@ SMALL = ["data.train_crops=16", "train.steps=2", "train.batch_size=8", "train.lo
 
 @pytest.mark.parametrize("name, grid, bits", [("quick.yaml", 8, 512), ("full.yaml", 14, 2548)])
 def test_configs_resolve(name, grid, bits, capsys, tmp_path):
-    data = [] if name == "quick.yaml" else [f"data.path={tmp_path}", "train.batch_size=2", "train.num_workers=0"]
+    data = [] if name == "quick.yaml" else [f"data.path={tmp_path}", "train.batch_size=1", "train.num_workers=0"]  # one file
     np.save(tmp_path / "d.npy", np.full((256, 256), 2.0, dtype=np.float32))
     assert main(["config", "--config", str(CFG / name), *data]) == 0
     assert main(["train", "--config", str(CFG / name), *data, "--dry-run"]) == 0
