@@ -74,3 +74,17 @@ def test_a_run_saved_with_modality_null_loads_with_array(tmp_path):
     tokens = tok.encode(walks)
     assert np.array_equal(tokens.indices.numpy(), expected["tokens"])
     assert np.array_equal(tok.decode(tokens).numpy(), expected["decoded"])
+
+
+def test_a_tokenizer_without_a_modality_takes_numpy_arrays_and_names_a_nan_sample():
+    tok = tokcore.load_tokenizer(LEGACY / "run")  # the README's walks example: no modality in its config
+    walks = np.load(LEGACY / "walks.npy")[:4]
+    expected = tok.encode(torch.from_numpy(walks)).indices
+    for x in (walks, walks.astype(np.float64), {"input": walks}):
+        assert torch.equal(tok.encode(x).indices, expected)
+    assert isinstance(tok.decode(tok.encode(walks)), torch.Tensor)
+    walks = walks.copy()
+    walks[2, 3, 0] = np.nan
+    with pytest.raises(InputError, match=r"^batch: array input has NaN or inf \(at index \[2, 3, 0\], sample 2 of "
+                                         r"the batch\); clean or mask the data$"):
+        tok.encode(walks)

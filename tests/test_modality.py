@@ -47,7 +47,7 @@ def test_validation_errors_name_the_sample_and_the_problem():
         m.validate(torch.rand(1, 8, 2), sample="s1")
     bad = torch.rand(1, 8, 3)
     bad[0, 5, 1] = float("nan")
-    with pytest.raises(InputError, match=r"^s1: trajectory input has NaN or inf \(first at index \[0, 5, 1\]\); clean or mask"):
+    with pytest.raises(InputError, match=r"^s1: trajectory input has NaN or inf \(at index \[0, 5, 1\], sample 0 of the batch\); clean or mask"):
         m.validate(bad, sample="s1")
     with pytest.raises(InputError, match=r"values span \[0, 7\], outside the expected range \[0, 1\]"):
         m.validate(torch.tensor([[[0.0, 7.0, 0.5]]]), sample="s1")

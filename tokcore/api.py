@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "write_array_samples": "tokcore.interfaces.modality:write_array_samples",
     "Dataset": "tokcore.interfaces.data:Dataset",
     "split_indices": "tokcore.builtins.datasets:split_indices",
+    "load_array": "tokcore.runtime.arrays:load_array",
     # built-in components a plugin extends or composes (tok-rgb's vqgan, perceptual loss)
     "VQVAETrainer": "tokcore.builtins.trainers:VQVAETrainer",
     "AutoencoderTerms": "tokcore.builtins.trainers:AutoencoderTerms",
@@ -123,6 +124,7 @@ if TYPE_CHECKING:
     from tokcore.registry.hooks import register_report_command
     from tokcore.registry.hookspecs import hookimpl
     from tokcore.run import load_tokenizer
+    from tokcore.runtime.arrays import load_array
     from tokcore.runtime.io import (
         atomic_directory,
         atomic_write_bytes,

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 import torch.utils.data
 from torch import Tensor
 
-from tokcore.errors import InputError
+from tokcore.errors import InputError, TokcoreError
 from tokcore.interfaces.data import sample_key
 from tokcore.interfaces.modality import SIDE_KEY, Modality, normalize_with
 from tokcore.registry.params import plain
@@ -53,8 +53,9 @@ class GuardedDataset(torch.utils.data.Dataset):
         try:
             s = self.dataset[index]
             return {"index": index, "key": key, "input": s["input"], "meta": s.get("meta") or {}}
-        except Exception as err:
-            return {"index": index, "key": key, "error": f"{key}: cannot load: {type(err).__name__}: {err}"}
+        except Exception as err:  # a TokcoreError's message is complete; anything else gets its type
+            reason = str(err) if isinstance(err, TokcoreError) else f"{type(err).__name__}: {err}"
+            return {"index": index, "key": key, "error": f"{key}: cannot load: {reason}"}
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from tokcore import registry
 from tokcore._version import __version__
-from tokcore.errors import TokcoreError
+from tokcore.errors import ConfigError, TokcoreError
 from tokcore.registry.names import did_you_mean
 
 
@@ -199,8 +199,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # -- tokenize, decode ----------------------------------------------------------------------
+def _device_option(device: str) -> None:
+    """A `--device` that asks for a GPU there is not, refused naming the option."""
+    from tokcore.runtime.device import resolve_device
+
+    try:
+        resolve_device(device)
+    except ConfigError as err:
+        raise ConfigError(err.message, key="--device") from None
+
+
 def cmd_tokenize(args: argparse.Namespace) -> int:
     from tokcore.tokens.tokenize import Options, tokenize
+
+    _device_option(args.device)
 
     formats = [f.strip() for spec in args.format for f in spec.split(",") if f.strip() and f.strip() != "store"]
     opts = Options(batch_size=args.batch_size, workers=args.workers, shard_samples=args.shard_samples,
@@ -238,6 +250,8 @@ def _failure(record: dict) -> str:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     from tokcore.tokens.decode import decode_store
+
+    _device_option(args.device)
 
     n, files = decode_store(args.checkpoint, args.tokens, args.output, batch_size=args.batch_size,
                             limit=args.limit, device=args.device)
@@ -356,6 +370,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    if debug and "TOKCORE_DEBUG" not in os.environ:  # ranks of --nproc show their tracebacks too
+        os.environ["TOKCORE_DEBUG"] = "1"
+        try:
+            return main([*argv, "--debug"])
+        finally:
+            del os.environ["TOKCORE_DEBUG"]
     command = next((a for a in argv if not a.startswith("-")), None)
     try:
         # plugin commands need the hook modules imported; built-in commands do not

@@ -5,7 +5,7 @@ import contextlib
 import pytest
 import torch
 
-from tokcore.errors import TokcoreError
+from tokcore.errors import ConfigError, TokcoreError
 from tokcore.runtime.device import autocast, module_device, resolve_device
 
 
@@ -14,8 +14,9 @@ def test_auto_is_the_cpu_without_a_gpu_and_cuda_is_never_a_silent_cpu_run(monkey
     assert resolve_device("auto") == resolve_device("cpu") == torch.device("cpu")
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
     for asked in ("cuda", "cuda:1"):
-        with pytest.raises(RuntimeError, match=f"device '{asked}' was asked for, but no CUDA device"):
+        with pytest.raises(ConfigError, match=f"^device: '{asked}' was asked for, but no CUDA device") as err:
             resolve_device(asked)
+        assert err.value.key == "device"  # the caller locates it: train.device, --device
 
 
 def test_auto_and_cuda_take_the_ranks_own_gpu(monkeypatch):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,7 +9,8 @@ import numpy as np
 import torch
 
 from tokcore.interfaces.data import Dataset
-from tokcore.errors import ConfigError
+from tokcore.errors import ConfigError, InputError
+from tokcore.runtime.arrays import load_array
 
 
 def split_indices(n: int, split: str, val_fraction: float, seed: int) -> np.ndarray:
@@ -51,19 +51,15 @@ class ArrayDataset(Dataset):
     def __init__(self, path: str, array: str | None = None, split: Literal["train", "val", "all"] = "train",
                  val_fraction: float = 0.1, split_seed: int = 0, dtype: str | None = "float32"):
         file = Path(path)
+        if file.is_dir():
+            raise ConfigError(f"'{path}' is a folder; 'arrays' reads one .npy or .npz file holding (N, ...) "
+                              "samples (for a folder of .npy files, one per sample, use name: npy_folder)", key="path")
         if not file.is_file():
             raise ConfigError(f"no such file '{path}'", key="path")
         try:
-            if file.suffix == ".npz":
-                with np.load(file, allow_pickle=False) as npz:
-                    name = array or npz.files[0]
-                    if name not in npz.files:
-                        raise ConfigError(f"'{path}' has no array '{name}'; it has {', '.join(npz.files)}", key="array")
-                    self.data = npz[name]
-            else:
-                self.data = np.load(file, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise ConfigError(f"cannot read '{path}' as a numpy array file: {exc}", key="path") from None
+            self.data = load_array(file, array=array, mmap_mode="r")
+        except InputError as err:
+            raise ConfigError(str(err), key="path") from None
         if self.data.ndim < 2:
             raise ConfigError(f"'{path}' holds shape {self.data.shape}; expected (N, ...) samples", key="path")
         self.path, self.stem, self.dtype = str(file), file.stem, dtype
@@ -137,7 +133,7 @@ class NpyFolderDataset(Dataset):
                 self.samples.append((f, None, None))
                 continue
             try:  # reads the header only
-                frames = int(np.load(f, mmap_mode="r", allow_pickle=False).shape[0])
+                frames = int(load_array(f, mmap_mode="r").shape[0])
             except Exception:  # unreadable: one sample, which fails when loaded
                 self.samples.append((f, None, None))
                 continue
@@ -160,9 +156,9 @@ class NpyFolderDataset(Dataset):
         f, start, end = self.samples[index]
         meta: dict[str, Any] = {"source": str(f)}
         if start is None:
-            x = np.load(f, allow_pickle=False)
+            x = load_array(f)
         else:
-            x = np.array(np.load(f, mmap_mode="r", allow_pickle=False)[start:end])
+            x = np.array(load_array(f, mmap_mode="r")[start:end])
             meta["frames"] = [start, end]
         if self.dtype is not None:
             x = x.astype(self.dtype, copy=False)

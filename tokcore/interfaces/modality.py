@@ -81,9 +81,9 @@ class Modality(ABC):
         valid = self.valid_mask(x)
         values = x if valid is None else x[valid]
         if not torch.isfinite(values).all():
-            bad = (~torch.isfinite(x)).nonzero()[0].tolist()
-            raise InputError(f"{sample}: {self.name} input has NaN or inf (first at index {bad}); "
-                             f"clean or mask the data")
+            bad = (~torch.isfinite(x) if valid is None else ~torch.isfinite(x) & valid).nonzero()[0].tolist()
+            where = f"at index {bad}, sample {bad[0]} of the batch" if batched else f"at index {bad}"
+            raise InputError(f"{sample}: {self.name} input has NaN or inf ({where}); clean or mask the data")
         if self.value_range is not None and values.numel():
             lo, hi = self.value_range
             vmin, vmax = float(values.min()), float(values.max())

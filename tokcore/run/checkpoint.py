@@ -145,13 +145,19 @@ class Checkpoint:
         return self.path / "model.safetensors"
 
     def spec(self, overrides: Sequence[str] = ()) -> Any:
-        """The run's resolved config (its config.yaml) as a RunSpec, with `overrides`."""
-        from tokcore.config.spec import RunSpec
+        """The run's resolved config (its config.yaml) as a RunSpec, with `overrides`; its
+        component names are resolved through the providers the run recorded (`meta.read`)."""
+        from tokcore import config
+        from tokcore.config.spec import RUN_DEFAULTS, RunSpec
 
         path = self.path / "config.yaml"
         if not path.is_file():
             raise TokcoreError(f"{self.path}: the checkpoint has no config.yaml")
-        return RunSpec.load(path, overrides)
+        cfg = config.load(path, overrides, resolve=False, defaults=RUN_DEFAULTS)
+        meta.resolve_config(cfg.data, self.meta(),
+                            lambda key: cfg.where((*key.split("."), "name")) == config.COMMAND_LINE)
+        cfg.data = config.resolve_config(cfg)
+        return RunSpec.from_config(cfg)
 
 
 def _keeps_ema(ckpt: Path) -> bool:

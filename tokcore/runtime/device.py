@@ -13,19 +13,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from tokcore.errors import TokcoreError
+from tokcore.errors import ConfigError, TokcoreError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
     """The torch device for "auto", "cpu", "cuda" (this rank's GPU) or an explicit
-    "cuda:N"; asking for CUDA where there is none is an error (never a silent CPU run)."""
+    "cuda:N"; asking for CUDA where there is none is a ConfigError with key `device` (never a
+    silent CPU run), which the caller locates (`train.device`, `--device`)."""
     if isinstance(device, torch.device):
         return device
     if device not in ("auto", "cpu") and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{device}' was asked for, but no CUDA device is available; "
-                           "use device auto or cpu")
+        why = "no GPU is visible" if torch.backends.cuda.is_built() else f"torch {torch.__version__} has no CUDA support"
+        raise ConfigError(f"'{device}' was asked for, but no CUDA device is available ({why}); use auto or cpu",
+                          key="device")
     if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if device in ("auto", "cuda"):

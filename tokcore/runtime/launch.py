@@ -112,7 +112,11 @@ def spawn(fn: Callable[..., Any], args: tuple, nproc: int, device: str = "auto")
 
     from tokcore.runtime.distributed import free_port
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    # the first failing rank's own error is raised below; torch's logs of the same failure
+    # (a traceback per rank, "Terminating process ...") are shown only with TOKCORE_DEBUG
+    quiet = logging.DEBUG if os.environ.get("TOKCORE_DEBUG") else logging.CRITICAL
+    for name in ("torch.distributed.elastic", "torch.multiprocessing"):
+        logging.getLogger(name).setLevel(quiet)
     cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"tokcore-{uuid.uuid4().hex[:8]}",
                        rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", max_restarts=0,
                        monitor_interval=0.2, start_method="spawn")
@@ -120,7 +124,8 @@ def spawn(fn: Callable[..., Any], args: tuple, nproc: int, device: str = "auto")
         try:
             return elastic_launch(cfg, _rank_entry)(fn, args, error_dir, os.getpid())
         except ChildFailedError as err:
-            reports = sorted(Path(error_dir).glob("rank*"))
+            # the first to fail is the cause; the others often fail because it did
+            reports = sorted(Path(error_dir).glob("rank*"), key=lambda p: (p.stat().st_mtime_ns, int(p.name[4:])))
             if not reports:  # killed before it could say why (a signal, out of memory)
                 raise WorkerFailed(f"rank(s) {', '.join(map(str, sorted(err.failures)))} died: "
                                    f"{next(iter(err.failures.values())).message or 'no message'}") from None

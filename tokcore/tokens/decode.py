@@ -11,6 +11,7 @@ import torch
 
 from tokcore.errors import TokcoreError
 from tokcore.runtime.io import atomic_write_text
+from tokcore.runtime.paths import output_folder
 from tokcore.tokens.store import TokenStore, key_path
 
 
@@ -24,6 +25,7 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
     from tokcore.runtime.device import resolve_device
     from tokcore.tokens.store import sha256_file
 
+    output_folder(output)
     store = TokenStore(tokens)
     ckpt = Checkpoint(checkpoint)
     if sha256_file(ckpt.weights()) != store.manifest["weights_sha256"]:

@@ -32,8 +32,9 @@ from tokcore.batch import GuardedDataset, Prepare
 from tokcore.errors import ConfigError, TokcoreError
 from tokcore.interfaces.data import sample_key
 from tokcore.run import Checkpoint, load_tokenizer
-from tokcore.runtime.device import autocast
+from tokcore.runtime.device import autocast, resolve_device
 from tokcore.runtime.launch import launched, spawn
+from tokcore.runtime.paths import output_folder
 from tokcore.runtime.progress import Progress
 from tokcore.runtime.threads import ThreadChoice, choose_threads, local_ranks, using
 from tokcore.tokens.assemble import finalize, repair
@@ -232,6 +233,8 @@ def tokenize(checkpoint: str | Path, output: str | Path, overrides: Sequence[str
     from tokcore.tokens.store import TokenStore
 
     opts = options or Options()
+    output_folder(output)
+    resolve_device(opts.device)  # ConfigError (key `device`) when it asks for a GPU there is not
     formats = list(dict.fromkeys(formats))
     for f in formats:
         if f not in FORMATS:

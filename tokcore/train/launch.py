@@ -13,9 +13,11 @@ from pathlib import Path
 from tokcore.config.spec import RunSpec
 from tokcore.errors import ConfigError
 from tokcore.run.checkpoint import latest_complete_checkpoint
+from tokcore.runtime.device import resolve_device
 from tokcore.runtime.distributed import process_group
-from tokcore.runtime.state import load_state
 from tokcore.runtime.launch import launched, spawn
+from tokcore.runtime.paths import output_folder
+from tokcore.runtime.state import load_state
 from tokcore.runtime.threads import ThreadChoice, choose_threads, local_ranks, using
 from tokcore.train.build import is_fit
 from tokcore.train.fit import fit_run
@@ -50,7 +52,19 @@ def run(spec: RunSpec, run_dir: str | Path, resume: bool = False, threads: Threa
         return TrainingRun(spec, Path(run_dir), resume, ctx).train()
 
 
+def check_device(spec: RunSpec) -> None:
+    """ConfigError naming `train.device` (and its file) when it asks for a GPU there is not."""
+    try:
+        resolve_device(spec.train.device)
+    except ConfigError as err:
+        raise err.located(file=spec.where("train.device"), prefix="train") from None
+
+
 def launch(spec: RunSpec, run_dir: str | Path, resume: bool = False, nproc: int = 1) -> dict[str, float]:
+    """Train `spec` into `run_dir` as this process or `nproc` local ranks; what would fail
+    in every rank (a GPU that is not there, an output that is a file) is refused first."""
+    check_device(spec)
+    output_folder(run_dir)
     if nproc <= 1 or launched() or is_fit(spec):
         return run(spec, run_dir, resume)
     return spawn(run, (spec, str(run_dir), resume, threads_for(spec, nproc, run_dir, resume)), nproc,

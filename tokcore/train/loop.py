@@ -108,10 +108,14 @@ class TrainingRun:
         self.batches = self._train_batches()
         self.ddp: torch.nn.Module = self.model
         if ctx.distributed:
+            import warnings
+
             from torch.nn.parallel import DistributedDataParallel
 
-            self.ddp = DistributedDataParallel(self.model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None,
-                                               broadcast_buffers=False)  # quantizers sync their own state
+            with warnings.catch_warnings():  # its replacement (forward_sync_buffers) syncs at init: not wanted here
+                warnings.filterwarnings("ignore", "`broadcast_buffers` is deprecated", FutureWarning)
+                self.ddp = DistributedDataParallel(self.model, device_ids=[ctx.device] if ctx.device.type == "cuda"
+                                                   else None, broadcast_buffers=False)  # quantizers sync their own state
         self.hooks, _ = plugin_manager()
         self.info = Run(dict(spec.config), run_dir, self.model, ctx, self.start_step)
         self.autocast = mixed_precision(ctx.device, s.precision)

@@ -11,6 +11,8 @@ from tokcore.batch import Collate, GuardedDataset
 from tokcore.errors import InputError
 from tokcore.config.spec import RunSpec
 from tokcore.train.build import Parts, build_parts, first_loadable, is_fit
+from tokcore.train.launch import check_device
+from tokcore.train.sampler import check_global_batch
 
 
 def _count(module: torch.nn.Module | None) -> int:
@@ -18,10 +20,12 @@ def _count(module: torch.nn.Module | None) -> int:
 
 
 def dry_run(spec: RunSpec, nproc: int = 1) -> str:
+    check_device(spec)
     parts = build_parts(spec)
     if is_fit(spec):
         return _fit_plan(spec, parts)
     s, model, train_set = spec.train, parts.model, parts.train_set
+    check_global_batch(len(train_set), s.batch_size, s.grad_accum, nproc)
     first = first_loadable(train_set)
     guarded = GuardedDataset(train_set)
     batch = Collate(model.modality)([guarded[i] for i in range(min(s.batch_size, len(train_set)))])

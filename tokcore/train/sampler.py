@@ -13,15 +13,26 @@ from typing import Iterator
 
 import torch
 
+from tokcore.errors import ConfigError
+
+
+def check_global_batch(num_samples: int, batch_size: int, grad_accum: int = 1, world_size: int = 1,
+                       split: str = "train") -> None:
+    """ConfigError (exit 2, before any training) unless the `split` split holds one global batch."""
+    need = batch_size * grad_accum * world_size
+    if num_samples < need:
+        procs = f" x {world_size} processes" if world_size > 1 else ""
+        fix = "lower train.batch_size or train.grad_accum" + (", use fewer processes" if world_size > 1 else "")
+        raise ConfigError(f"the {split} split has {num_samples} samples, fewer than one global batch of {need} "
+                          f"(train.batch_size {batch_size} x train.grad_accum {grad_accum}{procs}); {fix}, "
+                          "or give more data")
+
 
 class StepBatchSampler:
     def __init__(self, num_samples: int, batch_size: int, grad_accum: int = 1, rank: int = 0,
                  world_size: int = 1, seed: int = 0, shuffle: bool = True, start_step: int = 0):
         self.global_batch = batch_size * grad_accum * world_size
-        if num_samples < self.global_batch:
-            raise ValueError(f"the dataset has {num_samples} samples, fewer than one global batch "
-                             f"({batch_size} x {grad_accum} accumulation x {world_size} processes); "
-                             "lower train.batch_size or add data")
+        check_global_batch(num_samples, batch_size, grad_accum, world_size)
         self.num_samples, self.batch_size, self.grad_accum = num_samples, batch_size, grad_accum
         self.rank, self.world_size, self.seed, self.shuffle = rank, world_size, seed, shuffle
         self.start_step = start_step

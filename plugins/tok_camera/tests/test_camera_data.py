@@ -105,3 +105,11 @@ def test_mrpt_robot_path_loads_and_validates():
     assert len(ds) >= 9
     cam = registry.build("modality", {"name": "camera"})
     cam.validate(torch.stack([ds[i]["input"] for i in range(len(ds))]), sample="mrpt")
+
+
+def test_a_file_that_is_not_an_array_is_named(tmp_path):
+    (tmp_path / "poses.npy").write_bytes(np.random.default_rng(0).bytes(64))
+    with pytest.raises(ConfigError, match=r"poses.npy is not a NumPy array file: it does not begin with the "
+                                          r"\.npy or \.npz signature") as err:
+        CameraFiles(str(tmp_path / "poses.npy"))
+    assert err.value.key == "path" and "pickle" not in str(err.value)

@@ -13,7 +13,8 @@ from tokcore.cli import main
 # 30 tokens x 1 code
 @pytest.mark.parametrize("name, tokens", [("tok-camera:quick", 1), ("tok-camera:egom2p", 30)])
 def test_configs_resolve(name, tokens, capsys):
-    assert main(["train", "--config", name, "data.num_clips=40", "data.val_fraction=0.1", "--dry-run"]) == 0  # 4 held out: keep_best needs some
+    assert main(["train", "--config", name, "data.num_clips=40", "data.val_fraction=0.1", "train.batch_size=8",
+                 "--dry-run"]) == 0  # 4 held out: keep_best needs some
     out = capsys.readouterr().out
     assert f"tokens    grid ({tokens},) = {tokens} per sample" in out and "codebook 256" in out
     assert "bits      240 per sample" in out

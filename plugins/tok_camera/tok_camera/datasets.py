@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +17,7 @@ import torch
 
 from tok_camera.geometry import CONVENTIONS, euler_zyx_to_matrix, quaternion_to_matrix
 from tok_camera.synthetic import CameraParams, camera_clip
-from tokcore.api import ConfigError, Dataset, split_indices
+from tokcore.api import ConfigError, Dataset, InputError, load_array, split_indices
 
 
 class CameraSynthetic(Dataset):
@@ -98,13 +97,9 @@ def read_poses(path: Path, fmt: str) -> np.ndarray:
     """
     if fmt in ("npy", "npz"):
         try:
-            if fmt == "npz":
-                with np.load(path, allow_pickle=False) as npz:
-                    data = npz[npz.files[0]]
-            else:
-                data = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise ConfigError(f"cannot read '{path}' as a numpy array file: {exc}", key="path") from None
+            data = load_array(path)  # an .npz: its first array
+        except InputError as exc:  # missing, not a numpy file, damaged: named in the message
+            raise ConfigError(str(exc), key="path") from None
         return _to_4x4(np.asarray(data, dtype=np.float64), str(path))
     if fmt == "matrix":
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))

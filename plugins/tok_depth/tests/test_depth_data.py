@@ -102,3 +102,18 @@ def test_motorcycle_is_real_depth_with_disjoint_train_and_held_out_crops():
             assert (s["input"] > 0).float().mean() >= 0.5
     keys = [train.key(i) for i in range(len(train))] + [val.key(i) for i in range(len(val))]
     assert len(set(keys)) == len(keys)
+
+
+def test_a_file_that_is_not_an_array_fails_its_sample_naming_the_file(tmp_path):
+    from tokcore.batch import GuardedDataset
+
+    np.save(tmp_path / "a.npy", np.ones((4, 4), np.float32))
+    (tmp_path / "b.npy").write_text("depth,1.0\n")
+    ds = GuardedDataset(registry.build("dataset", {"name": "depth_files", "path": str(tmp_path), "split": "all"}))
+    assert "error" not in ds[0]
+    error = ds[1]["error"]
+    assert error.startswith(f"b: cannot load: {tmp_path / 'b.npy'} is not a NumPy array file: it holds text")
+    assert "pickle" not in error
+    np.savez(tmp_path / "c.npz", depth=np.ones((2, 2)))
+    with pytest.raises(InputError, match=r"c.npz: .*c.npz has no array 'disparity'; it has depth"):
+        read_depth(tmp_path / "c.npz", array="disparity")

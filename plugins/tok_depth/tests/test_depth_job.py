@@ -14,7 +14,7 @@ SMALL = ["data.train_crops=16", "train.steps=2", "train.batch_size=8", "train.lo
 
 @pytest.mark.parametrize("name, grid, bits", [("tok-depth:quick", 8, 512), ("tok-depth:4m-depth", 14, 2548)])
 def test_configs_resolve(name, grid, bits, capsys, tmp_path):
-    data = [] if name == "tok-depth:quick" else [f"data.path={tmp_path}", "train.batch_size=2", "train.num_workers=0",
+    data = [] if name == "tok-depth:quick" else [f"data.path={tmp_path}", "train.batch_size=1", "train.num_workers=0",
                                                  "data.val_fraction=0.5"]  # one file held out: keep_best needs one
     for i in range(2):
         np.save(tmp_path / f"d{i}.npy", np.full((256, 256), 2.0, dtype=np.float32))

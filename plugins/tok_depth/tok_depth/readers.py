@@ -6,12 +6,11 @@ KITTI, NYUv2 and most 16-bit depth formats); the modality's mask treats 0, inf a
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from tokcore.api import InputError
+from tokcore.api import ConfigError, InputError, load_array
 
 
 def clean_depth(depth: np.ndarray) -> np.ndarray:
@@ -39,16 +38,9 @@ def read_array(path: str | Path, array: str | None = None) -> np.ndarray:
     `(1, H, W)` or `(H, W, 1)` map is squeezed to `(H, W)`."""
     path = Path(path)
     try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as npz:
-                name = array or npz.files[0]
-                if name not in npz.files:
-                    raise InputError(f"{path}: no array '{name}'; it has {', '.join(npz.files)}")
-                a = npz[name]
-        else:
-            a = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
-        raise InputError(f"{path}: cannot read as a numpy array file: {err}") from None
+        a = load_array(path, array=array)  # InputError naming the file when it is not a numpy array file
+    except ConfigError as err:  # an .npz without that array: a fault of this sample's file
+        raise InputError(f"{path}: {err.message}") from None
     if a.ndim == 3 and 1 in (a.shape[0], a.shape[-1]):
         a = a.reshape(a.shape[1:] if a.shape[0] == 1 else a.shape[:-1])
     if a.ndim != 2:

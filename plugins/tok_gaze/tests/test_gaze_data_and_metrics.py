@@ -130,3 +130,20 @@ def test_plot_is_written(tmp_path):
     files = gaze.write_samples(x, x.nan_to_num(0.5), tmp_path / "step-1")
     assert files[0].suffix == ".png" and files[0].stat().st_size > 1000
     assert files[0].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_folder_or_a_file_that_is_not_an_array_is_named_in_one_line(tmp_path, capsys):
+    from tokcore.cli import main
+
+    quick = Path(__file__).resolve().parents[3] / "cfgs" / "gaze" / "quick.yaml"
+    (tmp_path / "tracks").mkdir()
+    (tmp_path / "gaze.npy").write_text("x,y\n0.1,0.2\n")  # a CSV named .npy
+    base = ["train", "--dry-run", "--config", str(quick), "data.name=gaze_files"]
+    assert main([*base, f"data.path={tmp_path / 'tracks'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such file" not in err
+    assert f"data.path: '{tmp_path / 'tracks'}' is a folder; 'gaze_files' reads one gaze file" in err
+    assert main([*base, f"data.path={tmp_path / 'gaze.npy'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pickle" not in err
+    assert f"data.path: {tmp_path / 'gaze.npy'} is not a NumPy array file: it holds text (it begins 'x,y')" in err

@@ -12,7 +12,8 @@ from tokcore.cli import main
 # quick spends EgoM2P's 240 bits as 1 token x 30 residual stages of 256 codes
 @pytest.mark.parametrize("name, tokens", [("tok-gaze:quick", 1), ("tok-gaze:egom2p", 30)])
 def test_configs_resolve(name, tokens, capsys):
-    assert main(["train", "--config", name, "data.num_clips=40", "data.val_fraction=0.1", "--dry-run"]) == 0  # 4 held out: keep_best needs some
+    assert main(["train", "--config", name, "data.num_clips=40", "data.val_fraction=0.1", "train.batch_size=8",
+                 "--dry-run"]) == 0  # 4 held out: keep_best needs some
     out = capsys.readouterr().out
     assert f"tokens    grid ({tokens},) = {tokens} per sample" in out and "codebook 256" in out
     assert "bits      240 per sample" in out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 
 from tok_gaze.synthetic import GazeParams, gaze_clip
-from tokcore.api import ConfigError, Dataset, split_indices
+from tokcore.api import ConfigError, Dataset, InputError, load_array, split_indices
 
 
 class GazeSynthetic(Dataset):
@@ -170,6 +169,9 @@ class GazeFiles(Dataset):
                  min_valid: float = 0.5, split: Literal["train", "val", "all"] = "train",
                  val_fraction: float = 0.1, split_seed: int = 0):
         file = Path(path)
+        if file.is_dir():
+            raise ConfigError(f"'{path}' is a folder; 'gaze_files' reads one gaze file (.npy or .npz of (T, 2) "
+                              "or (N, T, 2) tracks, or a .csv of x, y columns): name the file", key="path")
         if not file.is_file():
             raise ConfigError(f"no such file '{path}'", key="path")
         if frames < 1 or stride < 1:
@@ -202,18 +204,11 @@ class GazeFiles(Dataset):
     @staticmethod
     def _read_arrays(file: Path, array: str | None, valid_array: str | None) -> list[tuple[str, np.ndarray]]:
         try:
-            if file.suffix == ".npz":
-                with np.load(file, allow_pickle=False) as npz:
-                    name = array or npz.files[0]
-                    for n in (name, valid_array):
-                        if n is not None and n not in npz.files:
-                            raise ConfigError(f"'{file}' has no array '{n}'; it has {', '.join(npz.files)}", key="array")
-                    data = npz[name].astype(np.float64)
-                    valid = npz[valid_array].astype(bool) if valid_array else None
-            else:
-                data, valid = np.load(file, allow_pickle=False).astype(np.float64), None
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise ConfigError(f"cannot read '{file}' as a numpy array file: {exc}", key="path") from None
+            data = load_array(file, array=array).astype(np.float64)  # ConfigError(key="array") if .npz lacks it
+            npz = file.suffix == ".npz" and valid_array is not None
+            valid = load_array(file, array=valid_array).astype(bool) if npz else None
+        except InputError as exc:  # missing, not a numpy file, damaged: named in the message
+            raise ConfigError(str(exc), key="path") from None
         if data.ndim == 2:
             data = data[None]
             valid = None if valid is None else valid.reshape(1, -1)

@@ -174,3 +174,33 @@ def test_damaged_shards(tmp_path):
     (tmp_path / "z.tar").write_bytes((tmp_path / "z.tar.gz").read_bytes())
     with pytest.raises(ConfigError, match="cannot read shard .*z.tar' as an uncompressed tar"):
         ImageShards(str(tmp_path / "z.tar"))
+
+
+def test_unreadable_files_are_named_by_their_path_in_training(tmp_path):
+    import json
+    from pathlib import Path
+
+    from tokcore.cli import main
+
+    quick = Path(__file__).resolve().parents[3] / "cfgs" / "rgb" / "quick.yaml"
+    pictures = tmp_path / "pictures"
+    for i in range(11):
+        save(pictures / f"{i:02d}.png", np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    (pictures / "03.png").write_bytes(b"these bytes are no picture")
+    (pictures / "05.png").write_bytes((pictures / "05.png").read_bytes()[:80])  # truncated
+    (pictures / "07.png").unlink()
+    (pictures / "07.npy").write_text("r,g,b\n1,2,3\n")                          # a CSV named .npy
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(quick), "--output", str(run), "data.name=image_folder",
+                 f"data.path={pictures}", "train.steps=3", "train.batch_size=4",
+                 "train.eval_batches=1"]) == 0
+    failed = {}
+    for line in (run / "failed_samples.rank0.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        failed[row["key"]] = row["error"]
+    assert set(failed) == {"03", "05", "07"}
+    assert failed["03"] == (f"03: cannot load: {pictures / '03.png'}: not a picture Pillow can read (no known image "
+                            "format in its 26 bytes); remove it or convert it to PNG or JPEG")
+    assert failed["05"].startswith(f"05: cannot load: {pictures / '05.png'}: damaged or truncated PNG file")
+    assert failed["07"].startswith(f"07: cannot load: {pictures / '07.npy'} is not a NumPy array file: it holds text")
+    assert not any("BytesIO" in e or "pickle" in e for e in failed.values())

@@ -19,18 +19,21 @@ from typing import Sequence
 
 import numpy as np
 
+from tokcore.api import InputError, load_array
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".npy")
 
 
-class ImageFormatError(ValueError):
-    """A picture tokcore cannot turn into RGB without guessing."""
+class ImageFormatError(InputError, ValueError):
+    """A picture tokcore cannot read, or cannot turn into RGB without guessing; the message
+    names the file."""
 
 
 def decode_image(data: bytes, suffix: str, name: str, background: Sequence[int] | None = None) -> np.ndarray:
     """The picture in `data` (file contents; `suffix` says which format) as `(H, W, 3)` uint8,
     or float32 for a float .npy."""
     if suffix == ".npy":
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
+        arr = load_array(data, name=name)
     else:
         arr = _pillow_array(data, name)
     return to_rgb(arr, name, background)
@@ -41,10 +44,19 @@ def read_image(path: Path, name: str, background: Sequence[int] | None = None) -
 
 
 def _pillow_array(data: bytes, name: str) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:  # Pillow names the BytesIO, not the file
+        raise ImageFormatError(f"{name}: not a picture Pillow can read (no known image format in its "
+                               f"{len(data)} bytes); remove it or convert it to PNG or JPEG") from None
+    with img:
+        try:
+            img.load()
+        except (OSError, SyntaxError, ValueError) as err:  # truncated or damaged data
+            raise ImageFormatError(f"{name}: damaged or truncated {img.format or 'image'} file ({err}); "
+                                   "remove it or write it again") from None
         if img.mode == "P":  # palette: expand, keeping transparency as alpha
             img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         if img.mode in ("I;16", "I;16B", "I;16L"):

@@ -28,13 +28,13 @@ from PIL import Image
 
 from tok_rgb.codecs import Coded, bicubic, jpeg_at_bpp
 from tok_rgb.metrics import image_metrics
-from tokcore.api import atomic_write_bytes, codebook_usage, report_inputs, save_report, token_bits
+from tokcore.api import atomic_write_bytes, load_array, codebook_usage, report_inputs, save_report, token_bits
 
 
 def read_image(path: Path) -> np.ndarray:
     """A decoded sample as `(3, H, W)`: a .npy array as written, or a picture file."""
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        return load_array(path)
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB")).transpose(2, 0, 1)
 
