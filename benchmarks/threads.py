@@ -2,7 +2,7 @@
 
     python benchmarks/threads.py [--steps 300] [--pairs 1]
 
-Issue 13: on a busy 2-core machine the walks example (`cfgs/examples/walks-fsq.yaml`) took
+Issue 13: on a busy 2-core machine the walks example (`tokcore:walks-fsq`) took
 5 min 10 s for 300 steps with torch's default intra-op threads and 14.8 s with one. Each run
 here is `tokcore train` on that config, as a user types it, in a fresh process:
 
@@ -35,14 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def walks_config() -> Path:
     """The walks example, wherever this checkout keeps it."""
-    for path in (ROOT / "tokcore" / "configs" / "walks-fsq.yaml", ROOT / "cfgs" / "examples" / "walks-fsq.yaml"):
-        if path.is_file():
-            return path
-    raise SystemExit("the walks example config (walks-fsq.yaml) is not in this checkout")
+    return ROOT / "tokcore" / "configs" / "walks-fsq.yaml"
 
 
 def make_walks(folder: Path) -> Path:
-    """The data, made by the command in the config's header."""
+    """The walks the docs make for the example (docs/training.md)."""
     path = folder / "walks.npy"
     np.save(path, (0.5 + np.cumsum(np.random.default_rng(0).normal(scale=0.05, size=(512, 16, 2)), 1)).astype("float32"))
     return path

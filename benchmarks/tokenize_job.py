@@ -16,9 +16,9 @@ change much. Target: at least 0.9 of the bare encoder with 2 workers.
 from __future__ import annotations
 
 import argparse
-import sys
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 import yaml
 
-from tokcore.run.load import load_tokenizer
-from tokcore.tokens.tokenize import Options, tokenize
-from tokcore.tokens.store import TokenStore
 from tokcore.config.spec import RunSpec
+from tokcore.run.load import load_tokenizer
+from tokcore.tokens.store import TokenStore
+from tokcore.tokens.tokenize import Options, tokenize
 from tokcore.train.launch import run
 
 TINY = {"base_channels": 32, "channel_mult": [1, 2, 2], "num_res_blocks": 1, "mid_attention": False}

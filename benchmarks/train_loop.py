@@ -23,8 +23,8 @@ import torch.nn.functional as F
 
 from tokcore.config.spec import RunSpec
 from tokcore.tokenizer import build_tokenizer
-from tokcore.train.log import read_metrics
 from tokcore.train.launch import run
+from tokcore.train.log import read_metrics
 
 TINY = {"base_channels": 32, "channel_mult": [1, 2, 2], "num_res_blocks": 1, "mid_attention": False}
 

@@ -13,7 +13,13 @@ from typing import Any
 
 from tokcore import registry
 from tokcore._version import __version__
-from tokcore.errors import ConfigError, InputError, PluginLoadError, RegistryError, TokcoreError
+from tokcore.errors import (
+    ConfigError,
+    InputError,
+    PluginLoadError,
+    RegistryError,
+    TokcoreError,
+)
 
 # The torch-based public names, each imported on first use. They are the same objects as
 # `tokcore.api`'s (which says where each lives), so the two can never disagree.

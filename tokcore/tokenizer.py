@@ -22,8 +22,16 @@ from torch import Tensor, nn
 
 from tokcore.batch import prepare_batch
 from tokcore.errors import ConfigError
-from tokcore.interfaces import (Decoder, DiscreteDecoder, DiscreteEncoder, Encoder, Quantizer, TokenizerOutput, Tokens,
-                                bits_per_token)
+from tokcore.interfaces import (
+    Decoder,
+    DiscreteDecoder,
+    DiscreteEncoder,
+    Encoder,
+    Quantizer,
+    TokenizerOutput,
+    Tokens,
+    bits_per_token,
+)
 from tokcore.interfaces.modality import Modality, denormalize_with
 from tokcore.runtime.device import module_device
 

@@ -8,8 +8,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from tokcore.interfaces.data import Dataset
 from tokcore.errors import ConfigError, InputError
+from tokcore.interfaces.data import Dataset
 from tokcore.runtime.arrays import load_array
 
 

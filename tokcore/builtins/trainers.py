@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from tokcore.interfaces import StepOutput, Trainer, TokenizerOutput
+from tokcore.interfaces import StepOutput, TokenizerOutput, Trainer
 
 
 @dataclass

@@ -18,10 +18,26 @@ or a discrete code:
 """
 
 from tokcore.interfaces.data import Dataset
-from tokcore.interfaces.model import (Decoder, DiscreteDecoder, DiscreteEncoder, Encoder, Quantizer, QuantizerOutput,
-                                      TokenizerOutput, Tokens, bits_per_token, require_dim)
 from tokcore.interfaces.modality import Modality
-from tokcore.interfaces.training import FitTrainer, Loss, LossOutput, StepOutput, Trainer
+from tokcore.interfaces.model import (
+                                      Decoder,
+                                      DiscreteDecoder,
+                                      DiscreteEncoder,
+                                      Encoder,
+                                      Quantizer,
+                                      QuantizerOutput,
+                                      TokenizerOutput,
+                                      Tokens,
+                                      bits_per_token,
+                                      require_dim,
+)
+from tokcore.interfaces.training import (
+                                      FitTrainer,
+                                      Loss,
+                                      LossOutput,
+                                      StepOutput,
+                                      Trainer,
+)
 
 __all__ = ["Dataset", "Decoder", "DiscreteDecoder", "DiscreteEncoder", "Encoder", "FitTrainer", "Loss", "LossOutput",
            "Modality", "Quantizer", "QuantizerOutput", "StepOutput", "TokenizerOutput", "Tokens", "Trainer",

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from tokcore.errors import InputError
-from tokcore.runtime.io import atomic_write_bytes
 from tokcore.registry.params import params_of, plain
+from tokcore.runtime.io import atomic_write_bytes
 
 
 class Modality(ABC):

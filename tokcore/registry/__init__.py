@@ -30,10 +30,10 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
-from tokcore.registry.catalog import FIRST_PARTY, RENAMED
-from tokcore.registry.names import did_you_mean
 from tokcore._version import __version__
 from tokcore.errors import PluginLoadError, RegistryError
+from tokcore.registry.catalog import FIRST_PARTY, RENAMED
+from tokcore.registry.names import did_you_mean
 
 CORE_DIST = "tokcore"
 KINDS = ("encoder", "quantizer", "decoder", "loss", "trainer", "dataset", "modality")

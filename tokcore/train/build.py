@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from tokcore.batch import GuardedDataset
 from tokcore.config import dump
 from tokcore.config.spec import RunSpec
-from tokcore.batch import GuardedDataset
 from tokcore.errors import ConfigError, InputError, TokcoreError
 from tokcore.interfaces import FitTrainer, Trainer
 from tokcore.run.checkpoint import latest_checkpoint, latest_complete_checkpoint

@@ -49,7 +49,6 @@ from tokcore.train.optim import WeightEMA, adamw, learning_rate, no_weight_decay
 from tokcore.train.sampler import StepBatchSampler
 from tokcore.train.samples import samples_path, write_samples
 
-
 SHOWN_FAILURES = 10  # failed samples announced on the console per process (all are recorded)
 
 

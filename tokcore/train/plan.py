@@ -8,8 +8,8 @@ import time
 import torch
 
 from tokcore.batch import Collate, GuardedDataset
-from tokcore.errors import InputError
 from tokcore.config.spec import RunSpec
+from tokcore.errors import InputError
 from tokcore.train.build import Parts, build_parts, first_loadable, is_fit
 from tokcore.train.launch import check_device
 from tokcore.train.sampler import check_global_batch

@@ -23,8 +23,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from tok_camera.geometry import matrix_to_rotvec, relative_to_first, rotvec_to_matrix, trajectory_errors
-from tokcore.api import DCTCodec, codebook_usage, report_inputs, save_report, token_bits, usage_line
+from tok_camera.geometry import (
+    matrix_to_rotvec,
+    relative_to_first,
+    rotvec_to_matrix,
+    trajectory_errors,
+)
+from tokcore.api import (
+    DCTCodec,
+    codebook_usage,
+    report_inputs,
+    save_report,
+    token_bits,
+    usage_line,
+)
 
 MM = 1000.0
 

@@ -11,10 +11,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from tokcore.api import ConfigError, Dataset, split_indices
-
 from tok_depth.readers import clean_depth, disparity_to_depth, read_depth
 from tok_depth.resize import center_crop, masked_resize, resize_shorter, valid_depth
+from tokcore.api import ConfigError, Dataset, split_indices
 
 SUFFIXES = (".png", ".npy", ".npz")
 

@@ -9,9 +9,8 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
-from tokcore.api import InputError, Modality, write_array_samples
-
 from tok_depth.metrics import depth_metrics
+from tokcore.api import InputError, Modality, write_array_samples
 
 NORMALIZATIONS = ("log", "metric", "robust")
 

@@ -135,7 +135,7 @@ def test_plot_is_written(tmp_path):
 def test_a_folder_or_a_file_that_is_not_an_array_is_named_in_one_line(tmp_path, capsys):
     from tokcore.cli import main
 
-    quick = Path(__file__).resolve().parents[3] / "cfgs" / "gaze" / "quick.yaml"
+    quick = "tok-gaze:quick"
     (tmp_path / "tracks").mkdir()
     (tmp_path / "gaze.npy").write_text("x,y\n0.1,0.2\n")  # a CSV named .npy
     base = ["train", "--dry-run", "--config", str(quick), "data.name=gaze_files"]

@@ -23,9 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokcore.api import DCTCodec, codebook_usage, report_inputs, save_report, token_bits, usage_line
-
 from tok_gaze.modality import interpolate_gaps
+from tokcore.api import (
+    DCTCodec,
+    codebook_usage,
+    report_inputs,
+    save_report,
+    token_bits,
+    usage_line,
+)
 
 
 def fill_gaps(x: np.ndarray) -> np.ndarray:

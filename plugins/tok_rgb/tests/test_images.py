@@ -182,7 +182,7 @@ def test_unreadable_files_are_named_by_their_path_in_training(tmp_path):
 
     from tokcore.cli import main
 
-    quick = Path(__file__).resolve().parents[3] / "cfgs" / "rgb" / "quick.yaml"
+    quick = "tok-rgb:quick"
     pictures = tmp_path / "pictures"
     for i in range(11):
         save(pictures / f"{i:02d}.png", np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8))

@@ -10,7 +10,6 @@ import numpy as np
 from PIL import Image
 
 
-
 def scan_start(data: bytes) -> int:
     """Offset of a baseline JPEG's start-of-scan marker: the header segments (tables, frame)
     are walked by their lengths, since table bytes may contain any value."""

@@ -20,7 +20,14 @@ import numpy as np
 import torch
 
 from tok_rgb.images import IMAGE_SUFFIXES, decode_image, read_image
-from tok_rgb.video import VIDEO_SUFFIXES, VideoInfo, probe, import_decord, read_frames, read_frames_decord
+from tok_rgb.video import (
+    VIDEO_SUFFIXES,
+    VideoInfo,
+    import_decord,
+    probe,
+    read_frames,
+    read_frames_decord,
+)
 from tok_rgb.views import Crop, Flip, ViewSpec, apply_view
 from tokcore.api import ConfigError, Dataset, InputError, split_indices
 

@@ -17,7 +17,13 @@ import torch
 from torch import Tensor
 
 from tok_rgb.video import write_mp4
-from tokcore.api import InputError, Modality, atomic_write_bytes, write_array, write_array_samples
+from tokcore.api import (
+    InputError,
+    Modality,
+    atomic_write_bytes,
+    write_array,
+    write_array_samples,
+)
 
 DEFAULT_FPS = 30.0  # for a decoded clip whose metadata records no rate
 

@@ -28,7 +28,14 @@ from PIL import Image
 
 from tok_rgb.codecs import Coded, bicubic, jpeg_at_bpp
 from tok_rgb.metrics import image_metrics
-from tokcore.api import atomic_write_bytes, load_array, codebook_usage, report_inputs, save_report, token_bits
+from tokcore.api import (
+    atomic_write_bytes,
+    codebook_usage,
+    load_array,
+    report_inputs,
+    save_report,
+    token_bits,
+)
 
 
 def read_image(path: Path) -> np.ndarray:

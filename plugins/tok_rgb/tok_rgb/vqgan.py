@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tokcore.api import StepOutput, VQVAETrainer
 from tok_rgb.discriminator import PatchDiscriminator
+from tokcore.api import StepOutput, VQVAETrainer
 
 
 def discriminator_loss(kind: str, real: Tensor, fake: Tensor) -> Tensor:

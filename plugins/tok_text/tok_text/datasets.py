@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from tokcore.api import ConfigError, Dataset, InputError, split_indices
-
 from tok_text import corpus
+from tokcore.api import ConfigError, Dataset, InputError, split_indices
 
 
 class TextFilesDataset(Dataset):

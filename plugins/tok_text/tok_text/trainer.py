@@ -8,11 +8,20 @@ from typing import Any, Iterable, Iterator
 from tokenizers import Tokenizer
 from tokenizers.trainers import WordPieceTrainer as _LibraryTrainer
 
-from tokcore.api import ConfigError, FitTrainer
-
-from tok_text.vocabulary import (PREFIX, UNK, Normalizer, PreTokenizer, Wrap, new_pipeline, normalized_text,
-                                 read_vocabulary, set_template, special_tokens)
 from tok_text.boxes import coordinate_tokens
+from tok_text.vocabulary import (
+    PREFIX,
+    UNK,
+    Normalizer,
+    PreTokenizer,
+    Wrap,
+    new_pipeline,
+    normalized_text,
+    read_vocabulary,
+    set_template,
+    special_tokens,
+)
+from tokcore.api import ConfigError, FitTrainer
 
 
 def fit_pipeline(texts: Iterable[str], *, vocab_size: int = 30000, min_frequency: int = 2, lowercase: bool = True,

@@ -10,9 +10,8 @@ import torch
 from tokenizers import Tokenizer
 from torch import Tensor
 
-from tokcore.api import DiscreteDecoder, DiscreteEncoder, TokcoreError, Tokens
-
 from tok_text.vocabulary import PAD, UNK, from_tensor, read_vocabulary, to_tensor
+from tokcore.api import DiscreteDecoder, DiscreteEncoder, TokcoreError, Tokens
 
 
 class _HoldsVocabulary:

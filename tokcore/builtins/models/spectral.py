@@ -24,11 +24,11 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from tokcore.builtins.quantizers._dist import all_reduce_sum_
 from tokcore.errors import ConfigError
 from tokcore.interfaces import Decoder, Encoder, require_dim
 from tokcore.nn.lowpass import dct_basis
 from tokcore.nn.shapes import check_layout
-from tokcore.builtins.quantizers._dist import all_reduce_sum_
 
 _TINY = {"keep": 4, "hidden": 16}
 

@@ -13,9 +13,13 @@ import math
 import torch
 from torch import Tensor
 
+from tokcore.builtins.quantizers._common import (
+    full_precision,
+    projections,
+    straight_through,
+)
 from tokcore.errors import ConfigError
 from tokcore.interfaces import Quantizer, QuantizerOutput
-from tokcore.builtins.quantizers._common import full_precision, projections, straight_through
 from tokcore.metrics.codebook import batch_stats
 
 

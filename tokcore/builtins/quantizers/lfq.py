@@ -21,10 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tokcore.builtins.quantizers._common import (
+    full_precision,
+    projections,
+    straight_through,
+)
+from tokcore.builtins.quantizers._dist import differentiable_mean
 from tokcore.errors import ConfigError
 from tokcore.interfaces import Quantizer, QuantizerOutput
-from tokcore.builtins.quantizers._common import full_precision, projections, straight_through
-from tokcore.builtins.quantizers._dist import differentiable_mean
 from tokcore.metrics.codebook import batch_stats
 
 # Elements of the P table computed at once: bounds memory for very large codebooks.

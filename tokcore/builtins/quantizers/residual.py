@@ -14,11 +14,16 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from tokcore.errors import ConfigError
-from tokcore.interfaces import Quantizer, QuantizerOutput, require_dim
-from tokcore.builtins.quantizers._common import check_positive, full_precision, projections, straight_through
+from tokcore.builtins.quantizers._common import (
+    check_positive,
+    full_precision,
+    projections,
+    straight_through,
+)
 from tokcore.builtins.quantizers.fsq import FSQ
 from tokcore.builtins.quantizers.vq import VQ
+from tokcore.errors import ConfigError
+from tokcore.interfaces import Quantizer, QuantizerOutput, require_dim
 
 
 class ResidualQuantizer(Quantizer):

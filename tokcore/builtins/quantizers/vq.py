@@ -21,12 +21,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tokcore.errors import ConfigError
-from tokcore.interfaces import Quantizer, QuantizerOutput, require_dim
-from tokcore.builtins.quantizers._common import check_positive, full_precision, projections, straight_through
-from tokcore.builtins.quantizers._dist import all_gather_cat, all_reduce_sum_, world_size
+from tokcore.builtins.quantizers._common import (
+    check_positive,
+    full_precision,
+    projections,
+    straight_through,
+)
+from tokcore.builtins.quantizers._dist import (
+    all_gather_cat,
+    all_reduce_sum_,
+    world_size,
+)
 from tokcore.builtins.quantizers._kmeans import kmeans, sample_rows
 from tokcore.builtins.quantizers._search import nearest_codes
+from tokcore.errors import ConfigError
+from tokcore.interfaces import Quantizer, QuantizerOutput, require_dim
 from tokcore.metrics.codebook import code_counts, perplexity
 
 # Cluster sizes below this carry no information: such a code keeps its vector.

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tok_rgb.diffusion.schedule import PREDICTIONS, Prediction, ddim_sample
 from tokcore.api import ConfigError, Decoder, require_dim
 from tokcore.nn.shapes import check_layout, divide
-from tok_rgb.diffusion.schedule import PREDICTIONS, Prediction, ddim_sample
 
 _INSTALL = "pip install 'tok-rgb[diffusion]'"
 

@@ -7,9 +7,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from tokcore.api import ConfigError, StepOutput, Trainer
 from tok_rgb.diffusion.decoder import DiVAEDecoder
 from tok_rgb.diffusion.schedule import add_noise, prediction_target
+from tokcore.api import ConfigError, StepOutput, Trainer
 
 
 class DiffusionTrainer(Trainer):
