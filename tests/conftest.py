@@ -58,3 +58,24 @@ def core_only() -> Iterator[registry.Registry]:
     with registry.scope() as reg:
         reg._plugins = plugins
         yield reg
+
+
+@pytest.fixture
+def walks_config(tmp_path: Path) -> Callable[..., Path]:
+    """`walks_config(**train)`: a tiny conv1d + FSQ config on 24 random walks (16 x 2) written
+    to tmp_path/cfg.yaml, with `train:` settings added; returns its path."""
+    import numpy as np
+    import yaml
+
+    def make(**train) -> Path:
+        np.save(tmp_path / "walks.npy", np.random.default_rng(0).normal(size=(24, 16, 2)).astype(np.float32))
+        conv = {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "mid_attention": False}
+        cfg = {"tokcore": 1, "model": {"encoder": {"name": "conv1d", "in_channels": 2, "out_dim": 3, **conv},
+                                       "quantizer": {"name": "fsq", "levels": [5, 5, 5]},
+                                       "decoder": {"name": "conv1d", "in_dim": 3, "out_channels": 2, **conv}},
+               "data": {"name": "arrays", "path": str(tmp_path / "walks.npy"), "val_fraction": 0.25},
+               "train": {"steps": 2, "batch_size": 4, **train}}
+        (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+        return tmp_path / "cfg.yaml"
+
+    return make

@@ -83,22 +83,12 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
 
 
-def test_a_run_and_its_token_store_are_readable_as_the_umask_says(tmp_path):
+def test_a_run_and_its_token_store_are_readable_as_the_umask_says(tmp_path, walks_config):
     """Checkpoints, config.yaml, samples and token shards: the group may read them all under
     umask 0o027 (a shared cluster), and no one else may."""
-    import numpy as np
-    import yaml
-
     from tokcore.cli import main
 
-    np.save(tmp_path / "walks.npy", np.random.default_rng(0).normal(size=(24, 16, 2)).astype(np.float32))
-    conv = {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "mid_attention": False}
-    cfg = {"tokcore": 1, "model": {"encoder": {"name": "conv1d", "in_channels": 2, "out_dim": 3, **conv},
-                                   "quantizer": {"name": "fsq", "levels": [5, 5, 5]},
-                                   "decoder": {"name": "conv1d", "in_dim": 3, "out_channels": 2, **conv}},
-           "data": {"name": "arrays", "path": str(tmp_path / "walks.npy"), "val_fraction": 0.25},
-           "train": {"steps": 2, "batch_size": 4, "samples_every": 1}}
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    walks_config(samples_every=1)
     with umask(0o027):
         assert main(["train", "--config", str(tmp_path / "cfg.yaml"), "--output", str(tmp_path / "run")]) == 0
         assert main(["tokenize", "--checkpoint", str(tmp_path / "run"), "--output", str(tmp_path / "tokens"),

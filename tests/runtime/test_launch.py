@@ -12,9 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import yaml
 
 from tokcore.errors import TokcoreError
 from tokcore.runtime.launch import OVERSUBSCRIBE, check_nproc
@@ -46,23 +44,11 @@ def test_on_gpus_one_rank_per_gpu():
         check_nproc(3, "cpu", cpus=TWO, gpus=8, env={})
 
 
-def _config(tmp_path: Path) -> Path:
-    np.save(tmp_path / "walks.npy", np.random.default_rng(0).normal(size=(24, 16, 2)).astype(np.float32))
-    conv = {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "mid_attention": False}
-    cfg = {"tokcore": 1, "model": {"encoder": {"name": "conv1d", "in_channels": 2, "out_dim": 3, **conv},
-                                   "quantizer": {"name": "fsq", "levels": [5, 5, 5]},
-                                   "decoder": {"name": "conv1d", "in_dim": 3, "out_channels": 2, **conv}},
-           "data": {"name": "arrays", "path": str(tmp_path / "walks.npy"), "val_fraction": 0.25},
-           "train": {"steps": 2, "batch_size": 4, "device": "cpu"}}
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    return tmp_path / "cfg.yaml"
-
-
 @pytest.mark.parametrize("command", ["train", "tokenize"])
-def test_train_and_tokenize_refuse_before_starting_anything(tmp_path, monkeypatch, capsys, command):
+def test_train_and_tokenize_refuse_before_starting_anything(tmp_path, monkeypatch, capsys, command, walks_config):
     from tokcore.cli import main
 
-    cfg = _config(tmp_path)
+    cfg = walks_config(device="cpu")
     if command == "tokenize":
         assert main(["train", "--config", str(cfg), "--output", str(tmp_path / "run")]) == 0
     capsys.readouterr()

@@ -4,10 +4,8 @@ took 5 min with torch's default threads on a busy 2-core machine, 15 s with one)
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-import yaml
 
 from tokcore.errors import ConfigError
 from tokcore.runtime.threads import (
@@ -101,19 +99,7 @@ def test_using_sets_torch_threads_for_the_block_and_restores_them():
     assert torch.get_num_threads() == before
 
 
-def _walks_config(tmp_path, **train):
-    np.save(tmp_path / "walks.npy", np.random.default_rng(0).normal(size=(24, 16, 2)).astype(np.float32))
-    conv = {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "mid_attention": False}
-    cfg = {"tokcore": 1, "model": {"encoder": {"name": "conv1d", "in_channels": 2, "out_dim": 3, **conv},
-                                   "quantizer": {"name": "fsq", "levels": [5, 5, 5]},
-                                   "decoder": {"name": "conv1d", "in_dim": 3, "out_channels": 2, **conv}},
-           "data": {"name": "arrays", "path": str(tmp_path / "walks.npy"), "val_fraction": 0.25},
-           "train": {"steps": 2, "batch_size": 4, **train}}
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    return tmp_path / "cfg.yaml"
-
-
-def test_training_computes_with_the_chosen_threads_and_logs_them(tmp_path, monkeypatch, capsys):
+def test_training_computes_with_the_chosen_threads_and_logs_them(tmp_path, monkeypatch, capsys, walks_config):
     from tokcore.cli import main
     from tokcore.train import launch
 
@@ -128,7 +114,7 @@ def test_training_computes_with_the_chosen_threads_and_logs_them(tmp_path, monke
             return {}
 
     monkeypatch.setattr(launch, "TrainingRun", Recording)
-    cfg = _walks_config(tmp_path)
+    cfg = walks_config()
     before = torch.get_num_threads()
     assert main(["train", "--config", str(cfg), "--output", str(tmp_path / "a"), "train.threads=3"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "threads: 3 per process (train.threads)"
@@ -145,11 +131,11 @@ def test_training_computes_with_the_chosen_threads_and_logs_them(tmp_path, monke
     assert "train.threads: must be a whole number of at least 1" in capsys.readouterr().err
 
 
-def test_tokenize_computes_with_the_chosen_threads_and_logs_them(tmp_path, monkeypatch, capsys):
+def test_tokenize_computes_with_the_chosen_threads_and_logs_them(tmp_path, monkeypatch, capsys, walks_config):
     from tokcore.cli import main
     from tokcore.tokens import tokenize
 
-    cfg = _walks_config(tmp_path)
+    cfg = walks_config()
     assert main(["train", "--config", str(cfg), "--output", str(tmp_path / "run")]) == 0
     seen = []
     encode = tokenize.encode_group
