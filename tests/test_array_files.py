@@ -131,7 +131,7 @@ def test_training_and_tokenize_record_and_skip_a_non_array_file_and_a_nan_file(t
     assert main(["tokenize", "--checkpoint", str(run), "--output", str(tokens), "--quiet", "--workers", "0",
                  "--max-failed", "2"]) == 0
     out = capsys.readouterr().out
-    assert f"failed 03: 03: cannot load: {folder / '03.npy'} is not a NumPy array file" in out
+    assert f"failed 03: cannot load: {folder / '03.npy'} is not a NumPy array file" in out  # the key once
     assert not any(u in out for u in UNSAFE)
     store = tokcore.TokenStore(tokens)
     assert len(store) == 22 and {f["key"] for f in store.failed} == {"03", "05"}
