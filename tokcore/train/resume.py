@@ -18,20 +18,21 @@ from typing import Any, Iterable, Mapping
 from tokcore.config import COMMAND_LINE
 from tokcore.config.spec import RunSpec
 from tokcore.errors import ConfigError
-from tokcore.run.checkpoint import latest_checkpoint, latest_complete_checkpoint
+from tokcore.run.checkpoint import Checkpoint, latest_complete_checkpoint
 
 FIXED = ("model", "modality", "data", "trainer", "loss", "seed", "tokcore")  # what a checkpoint's state depends on
 
 
 def resume_spec(run_dir: Path, config: str, overrides: Iterable[str]) -> tuple[RunSpec, list[str]]:
     """The spec to continue `run_dir` with, and lines that say what changed or was not applied.
-    A run directory without a saved config starts from the config file as usual."""
+    A run directory without a whole checkpoint starts from the config file as usual."""
     overrides = list(overrides)
-    saved_file = Path(run_dir) / "config.yaml"
-    if not saved_file.is_file() or latest_checkpoint(run_dir) is None:
+    latest, _ = latest_complete_checkpoint(run_dir)
+    if latest is None:
         return RunSpec.load(config, overrides), []
-    saved = RunSpec.load(saved_file)
-    spec = RunSpec.load(saved_file, overrides)
+    # the newest whole checkpoint's config, its components pinned to the providers it recorded
+    saved = Checkpoint(latest).spec()
+    spec = Checkpoint(latest).spec(overrides)
     for key, (old, new) in _changes(saved.config, spec.config).items():
         if key.split(".")[0] in FIXED:
             raise ConfigError(f"the run was trained with {old!r}; a resumed run keeps its model, data and "
@@ -47,8 +48,7 @@ def resume_spec(run_dir: Path, config: str, overrides: Iterable[str]) -> tuple[R
                          f"give {key}=... on the command line to change it)")
     notes += [f"resume: {key} {old!r} -> {new!r} (command line)" for key, (old, new) in
               _changes(saved.config, spec.config).items()]
-    latest, _ = latest_complete_checkpoint(run_dir)
-    step = int(latest.name.split("-")[1]) if latest is not None else 0
+    step = Checkpoint(latest).step
     if spec.train.steps <= step:
         wanted = requested.train.steps
         hint = (f" ({requested.file} says {wanted}, but a resume takes the run's own config: give train.steps={wanted})"
