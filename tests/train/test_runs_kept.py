@@ -115,3 +115,24 @@ def test_a_resumed_run_computes_with_the_threads_it_was_trained_with(tmp_path, m
     with monkeypatch.context() as m:
         m.setenv("OMP_NUM_THREADS", "1")  # the user's word wins
         assert threads_for(spec, 1, run, resume=True).threads == 1
+
+
+def test_held_out_samples_that_all_fail_are_announced_not_measured_as_empty(tmp_path, capsys):
+    from tokcore.api import split_indices
+
+    folder = tmp_path / "walks"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    names = [f"w{i:02d}" for i in range(12)]
+    val = set(split_indices(12, "val", 0.25, 0).tolist())
+    for i, name in enumerate(names):
+        if i in val:  # every held-out file is broken
+            (folder / f"{name}.npy").write_bytes(b"broken")
+        else:
+            np.save(folder / f"{name}.npy", (0.5 + np.cumsum(rng.normal(scale=0.05, size=(16, 2)), 0)).astype(np.float32))
+    cfg = write_config(tmp_path, steps=2)
+    assert train(cfg, tmp_path / "run", "data.name=npy_folder", f"data.path={folder}", "data.val_fraction=0.25") == 0
+    out = capsys.readouterr().out
+    assert "evaluation skipped 3 held-out sample(s) that failed" in out
+    assert "step 2: no held-out sample could be evaluated" in out
+    assert not any(k.startswith("val") for r in read_metrics(tmp_path / "run") for k in r)  # no invented figures

@@ -43,7 +43,9 @@ def evaluate(model: Tokenizer, loss: torch.nn.Module, batches: Iterable[dict[str
         dist.all_reduce(totals)
         if codes is not None:
             dist.all_reduce(codes.counts)
-    n_all = max(totals[0].item(), 1.0)
+    if totals[0].item() == 0:  # every held-out sample failed: no figures rather than invented ones
+        return {}
+    n_all = totals[0].item()
     result = {k: v / n_all for k, v in zip(sorted(sums), totals[1:].tolist())}
     if codes is not None:
         result.update({f"codebook/{k}": v for k, v in codes.stats().items()})

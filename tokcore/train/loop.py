@@ -306,6 +306,9 @@ class TrainingRun:
         if self.ema is not None:
             ev.update({f"val_ema/{k}": v for k, v in
                        evaluate(self.ema.model, loss, self._val_batches(s, ctx), ctx, self.autocast).items()})
+        if not ev:
+            self.log.message(f"step {step}: no held-out sample could be evaluated (see the lines above)")
+            return ev
         self.log.write(step, ev)
         self.log.message(f"step {step}: " + format_metrics(ev))
         if self.keep_best is not None:
