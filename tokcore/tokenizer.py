@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from abc import ABC, abstractmethod
 from typing import Any, Mapping
 
 import torch
@@ -36,28 +37,31 @@ from tokcore.interfaces.modality import Modality, denormalize_with
 from tokcore.runtime.device import module_device
 
 
-class Coding:
+class Coding(ABC):
     """How a tokenizer's tokens are made and read: normalized input to Tokens, Tokens to what
     the decoder takes. Chosen once, at construction; holds no state (the modules are the
     tokenizer's)."""
 
     variable_length = False
 
+    @abstractmethod
     def source(self, tok: "Tokenizer") -> Quantizer | DiscreteEncoder:
         """What defines the codebook (`codebook_size`, `index_shape`)."""
-        raise NotImplementedError
 
     def latent_dim(self, tok: "Tokenizer") -> int | None:
         return None
 
+    @abstractmethod
     def forward(self, tok: "Tokenizer", x: Tensor, cond: dict[str, Any]) -> TokenizerOutput:
-        raise NotImplementedError
+        """The training path on a normalized batch."""
 
+    @abstractmethod
     def encode(self, tok: "Tokenizer", x: Any) -> Tokens:
-        raise NotImplementedError
+        """A normalized batch to Tokens."""
 
+    @abstractmethod
     def decode(self, tok: "Tokenizer", tokens: Tokens, cond: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        """Tokens to the decoder's normalized output."""
 
 
 class QuantizerCoding(Coding):
