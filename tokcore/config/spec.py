@@ -169,11 +169,19 @@ class RunSpec:
     train: TrainSettings
 
     @classmethod
-    def load(cls, path: str | Path, overrides: Iterable[str] = ()) -> "RunSpec":
-        """Read, validate and resolve a config file (or `PLUGIN:NAME`) with overrides."""
+    def load(cls, path: str | Path, overrides: Iterable[str] = (),
+             adjust: Callable[[Any], None] | None = None) -> "RunSpec":
+        """Read, validate and resolve a config file (or `PLUGIN:NAME`) with overrides;
+        `adjust(config)` may change the merged config before it is validated (a saved run pins
+        its component names to the distributions it recorded)."""
         from tokcore import config
 
-        return cls.from_config(config.load(path, overrides, defaults=RUN_DEFAULTS))
+        if adjust is None:
+            return cls.from_config(config.load(path, overrides, defaults=RUN_DEFAULTS))
+        cfg = config.load(path, overrides, resolve=False, defaults=RUN_DEFAULTS)
+        adjust(cfg)
+        cfg.data = config.resolve_config(cfg)
+        return cls.from_config(cfg)
 
     @classmethod
     def from_config(cls, cfg: Any) -> "RunSpec":

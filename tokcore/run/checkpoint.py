@@ -147,17 +147,18 @@ class Checkpoint:
     def spec(self, overrides: Sequence[str] = ()) -> Any:
         """The run's resolved config (its config.yaml) as a RunSpec, with `overrides`; its
         component names are resolved through the providers the run recorded (`meta.read`)."""
-        from tokcore import config
-        from tokcore.config.spec import RUN_DEFAULTS, RunSpec
+        from tokcore.config import COMMAND_LINE
+        from tokcore.config.spec import RunSpec
 
         path = self.path / "config.yaml"
         if not path.is_file():
             raise TokcoreError(f"{self.path}: the checkpoint has no config.yaml")
-        cfg = config.load(path, overrides, resolve=False, defaults=RUN_DEFAULTS)
-        meta.resolve_config(cfg.data, self.meta(),
-                            lambda key: cfg.where((*key.split("."), "name")) == config.COMMAND_LINE)
-        cfg.data = config.resolve_config(cfg)
-        return RunSpec.from_config(cfg)
+        recorded = self.meta()
+
+        def pin(cfg: Any) -> None:  # names given on the command line are the user's choice, not pinned
+            meta.resolve_config(cfg.data, recorded, lambda key: cfg.where((*key.split("."), "name")) == COMMAND_LINE)
+
+        return RunSpec.load(path, overrides, adjust=pin)
 
 
 def _keeps_ema(ckpt: Path) -> bool:
