@@ -21,7 +21,7 @@ from tokcore.registry.names import did_you_mean
 
 
 class UsageError(TokcoreError):
-    pass
+    """A command line argparse or a command rejects (exit 2, one line)."""
 
 
 class _Parser(argparse.ArgumentParser):

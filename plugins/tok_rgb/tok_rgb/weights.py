@@ -167,7 +167,7 @@ class _DType:
 
 
 class _Mark:
-    pass
+    """Where a MARK opcode put its marker on the stack (the pickle format's own notion)."""
 
 
 class _Global:
