@@ -44,6 +44,12 @@ _EXPORTS: dict[str, str] = {
     "Dataset": "tokcore.interfaces.data:Dataset",
     "split_indices": "tokcore.builtins.datasets:split_indices",
     "load_array": "tokcore.runtime.arrays:load_array",
+    "fill_gaps": "tokcore.interfaces.modality:fill_gaps",
+    # evaluation (`tokcore eval`): baseline codecs beside the tokenizer, Fréchet feature networks
+    "Baseline": "tokcore.interfaces.evaluation:Baseline",
+    "BudgetTooSmall": "tokcore.interfaces.evaluation:BudgetTooSmall",
+    "Coded": "tokcore.interfaces.evaluation:Coded",
+    "FeatureExtractor": "tokcore.interfaces.evaluation:FeatureExtractor",
     # built-in components a plugin extends or composes (tok-rgb's vqgan, perceptual loss)
     "VQVAETrainer": "tokcore.builtins.trainers:VQVAETrainer",
     "AutoencoderTerms": "tokcore.builtins.trainers:AutoencoderTerms",
@@ -113,9 +119,16 @@ if TYPE_CHECKING:
         require_dim,
     )
     from tokcore.interfaces.data import Dataset
+    from tokcore.interfaces.evaluation import (
+        Baseline,
+        BudgetTooSmall,
+        Coded,
+        FeatureExtractor,
+    )
     from tokcore.interfaces.modality import (
         SIDE_KEY,
         Modality,
+        fill_gaps,
         write_array,
         write_array_samples,
     )

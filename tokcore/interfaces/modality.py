@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from tokcore.errors import InputError
+from tokcore.interfaces.evaluation import FeatureExtractor
 from tokcore.registry.params import params_of, plain
 from tokcore.runtime.io import atomic_write_bytes
 
@@ -170,6 +171,58 @@ class Modality(ABC):
         """
         return write_array(x, path)
 
+    # -- evaluate (`tokcore eval`) ----------------------------------------------------------
+    def metric_totals(self, recon: Any, target: Any) -> dict[str, float]:
+        """Sums over a batch that add up across batches and processes; `metrics_from_totals`
+        turns the grand totals into the metrics. By default every metric of `metrics` times
+        the batch size, with the count under `_samples`: exact for metrics that are means
+        over samples (PSNR, ATE); a modality whose metrics pool elements across samples
+        (depth's AbsRel over valid pixels) returns its own sums."""
+        n = len(target)
+        return {"_samples": float(n), **{k: float(v) * n for k, v in self.metrics(recon, target).items()}}
+
+    def metrics_from_totals(self, totals: Mapping[str, float]) -> dict[str, float]:
+        """The metrics from the totals of `metric_totals` summed over a whole split."""
+        n = totals["_samples"]
+        return {k: v / n for k, v in totals.items() if not k.startswith("_")}
+
+    def rate_units(self, x: Any) -> dict[str, float]:
+        """How many of each unit one raw sample `x` (no batch axis) holds, so a rate can be
+        given per unit: `{"pixel": H * W}` for an image, `{"frame": T}` for a track. None
+        by default (rates are then per sample only)."""
+        return {}
+
+    def to_signal(self, x: Tensor) -> Tensor:
+        """A raw batch of a time-first layout ("TC", "T44") as `(B, T, C)` float64 channels
+        for signal codecs (the DCT baseline), invalid frames filled by linear interpolation
+        along time. A modality whose values live on a manifold (camera rotations) overrides
+        this and `from_signal`."""
+        if not self.layout.startswith("T"):
+            raise InputError(f"modality '{self.name}' (layout {self.layout}) has no time axis first; "
+                             "it cannot be coded as a signal")
+        signal = x.double().reshape(x.shape[0], x.shape[1], -1)
+        middle = sum(self.value_range) / 2 if self.value_range is not None else 0.0
+        return fill_gaps(signal, outside=middle)
+
+    def from_signal(self, signal: Tensor, like: Tensor) -> Tensor:
+        """`to_signal`'s inverse: `(B, T, C)` back to raw values shaped like `like`
+        (clamped to `value_range` when one is set)."""
+        out = signal.reshape(like.shape).to(like.dtype)
+        return out.clamp(*self.value_range) if self.value_range is not None else out
+
+    def feature_extractors(self, weights: Mapping[str, Path]) -> dict[str, "FeatureExtractor"]:
+        """Networks for Fréchet distances (`{"fid": ..., "fd_vgg16": ...}`) built from the
+        weight files the user named (`tokcore eval --features NAME=FILE`, here `weights`) or
+        found on disk; none by default. A named file that is missing or of the wrong
+        architecture is an InputError naming it."""
+        return {}
+
+    def eval_pictures(self, inputs: Any, columns: Mapping[str, Any], path: Path) -> list[Path]:
+        """Pictures for the evaluation report: a few raw samples `inputs` beside each codec's
+        decodings (`columns`: name -> batch aligned with `inputs`, the tokenizer first),
+        written at `path` plus a suffix (.png, .gif). Returns the files; none by default."""
+        return []
+
     @abstractmethod
     def example(self, batch_size: int = 2) -> Tensor:
         """A small valid raw batch (the contract kit checks validate/normalize on it)."""
@@ -191,6 +244,25 @@ def normalize_with(modality: Modality, x: Tensor, side: dict[str, Tensor] | None
 def denormalize_with(modality: Modality, x: Tensor, side: dict[str, Tensor] | None) -> Tensor:
     """`modality.denormalize(x)`, with the per-sample side information when there is some."""
     return modality.denormalize(x) if side is None else modality.denormalize(x, side=side)
+
+
+def fill_gaps(x: Tensor, outside: Tensor | float = 0.0) -> Tensor:
+    """`(..., T, C)` with non-finite frames (any channel) -> each such frame linearly
+    interpolated between the nearest valid frames before and after it, held at the ends; a
+    sequence without any valid frame becomes `outside`."""
+    valid = torch.isfinite(x).all(-1)  # (..., T)
+    t = torch.arange(x.shape[-2], device=x.device).expand_as(valid)
+    last = x.shape[-2] - 1
+    # index of the nearest valid frame at or before / at or after each frame (-1 / T: none)
+    before = torch.where(valid, t, -1).cummax(-1).values
+    after = torch.where(valid, t, last + 1).flip(-1).cummin(-1).values.flip(-1)
+    lo = torch.where(before >= 0, before, after).clamp(0, last)
+    hi = torch.where(after <= last, after, before).clamp(0, last)
+    w = ((t - lo).to(x.dtype) / (hi - lo).clamp_min(1).to(x.dtype)).clamp(0, 1).unsqueeze(-1)
+    take = lambda i: x.gather(-2, i.unsqueeze(-1).expand(*i.shape, x.shape[-1]))  # noqa: E731
+    filled = torch.where(valid.unsqueeze(-1), x, (1 - w) * take(lo) + w * take(hi))
+    empty = ~valid.any(-1, keepdim=True).unsqueeze(-1)
+    return torch.where(empty, torch.as_tensor(outside, dtype=x.dtype, device=x.device), filled)
 
 
 def write_array_samples(target: Tensor, recon: Tensor, path: Path) -> list[Path]:

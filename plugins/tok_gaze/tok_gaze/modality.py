@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from tokcore.api import InputError, Modality, write_array_samples
+from tokcore.api import InputError, Modality, fill_gaps, write_array_samples
 
 
 def angular_error_deg(a: Tensor, b: Tensor, fov: Sequence[float]) -> Tensor:
@@ -26,24 +26,9 @@ def angular_error_deg(a: Tensor, b: Tensor, fov: Sequence[float]) -> Tensor:
 
 
 def interpolate_gaps(x: Tensor, outside: Tensor | float = 0.5) -> Tensor:
-    """`(..., T, 2)` gaze with NaN frames -> each invalid frame linearly interpolated between
-    the nearest valid frames before and after it, held at the clip's ends; a clip without any
-    valid frame becomes `outside` (the image centre by default)."""
-    valid = torch.isfinite(x).all(-1)  # (..., T)
-    t = torch.arange(x.shape[-2], device=x.device).expand_as(valid)
-    last = x.shape[-2] - 1
-    # index of the nearest valid frame at or before / at or after each frame (-1 / T: none)
-    before = torch.where(valid, t, -1).cummax(-1).values
-    after = torch.where(valid, t, last + 1).flip(-1).cummin(-1).values.flip(-1)
-    lo = torch.where(before >= 0, before, after).clamp(0, last)
-    hi = torch.where(after <= last, after, before).clamp(0, last)
-    span = (hi - lo).clamp_min(1).to(x.dtype)
-    w = ((t - lo).to(x.dtype) / span).clamp(0, 1).unsqueeze(-1)
-    take = lambda i: x.gather(-2, i.unsqueeze(-1).expand(*i.shape, x.shape[-1]))  # noqa: E731
-    filled = (1 - w) * take(lo) + w * take(hi)
-    filled = torch.where(valid.unsqueeze(-1), x, filled)
-    empty = ~valid.any(-1, keepdim=True).unsqueeze(-1)
-    return torch.where(empty, torch.as_tensor(outside, dtype=x.dtype, device=x.device), filled)
+    """`(..., T, 2)` gaze with NaN frames -> gaps interpolated (`tokcore.api.fill_gaps`); a
+    clip without any valid frame becomes `outside` (the image centre by default)."""
+    return fill_gaps(x, outside)
 
 
 class GazeModality(Modality):
