@@ -259,6 +259,17 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tokcore.eval.job import EvalOptions, evaluate, parse_features
+
+    _device_option(args.device)
+    opts = EvalOptions(batch_size=args.batch_size, chunk_samples=args.chunk_samples, pictures=args.pictures,
+                       seed=args.seed, device=args.device, threads=args.threads, progress=not args.quiet)
+    evaluate(args.checkpoint, args.output, args.split, args.overrides, compare=args.compare,
+             baselines=args.baselines, features=parse_features(args.features), nproc=args.nproc, options=opts)
+    return 0
+
+
 BUILTIN: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
 
@@ -338,6 +349,28 @@ def _decode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+@_builtin("eval", cmd_eval, "measure a tokenizer on a split beside other tokenizers and baseline codecs")
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, metavar="RUN", help="the run to evaluate")
+    p.add_argument("overrides", nargs="*", metavar="data.key=value", help="overrides of the run's data config")
+    p.add_argument("--split", default="val", help="the split of the run's dataset (default: val)")
+    p.add_argument("--output", metavar="DIR", help="the evaluation folder (default: RUN/eval-SPLIT; resumed)")
+    p.add_argument("--compare", nargs="+", default=[], metavar="RUN", help="other runs of the same modality, "
+                   "on the same samples")
+    p.add_argument("--baselines", nargs="+", metavar="NAME", help="baseline codecs (default: every one that "
+                   "codes the modality; 'none' for none)")
+    p.add_argument("--features", action="append", default=[], metavar="NAME=FILE",
+                   help="weights of a feature network for a Fréchet distance (fid=pt_inception.pth, fvd=i3d.pt)")
+    p.add_argument("--nproc", type=int, default=1, help="processes on this machine (or launch with torchrun)")
+    p.add_argument("--batch-size", type=int, default=32, help="samples per decoder call")
+    p.add_argument("--chunk-samples", type=int, default=256, help="samples between two saves of the progress")
+    p.add_argument("--pictures", type=int, default=8, help="samples shown in the report")
+    p.add_argument("--seed", type=int, default=0, help="seeds decoders that sample noise")
+    p.add_argument("--threads", type=int, metavar="N", help="torch threads per process")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser(with_plugins: bool) -> argparse.ArgumentParser:

@@ -56,6 +56,7 @@ class Baseline(ABC):
     """
 
     label: ClassVar[str] = ""  # the column name in tables ("JPEG", "H.264")
+    fits: ClassVar[bool] = False  # whether `fit` needs training samples (they are loaded only then)
 
     @abstractmethod
     def applies_to(self, modality: "Modality") -> bool:

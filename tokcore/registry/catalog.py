@@ -3,6 +3,7 @@ not installed gets `pip install tok-...` instead of "unknown". A test keeps this
 to the plugins' own entry points."""
 
 FIRST_PARTY: dict[tuple[str, str], str] = {
+    ("baseline", "grid"): "tok-depth",
     ("dataset", "camera_files"): "tok-camera",
     ("dataset", "camera_synthetic"): "tok-camera",
     ("dataset", "depth_files"): "tok-depth",

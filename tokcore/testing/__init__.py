@@ -336,8 +336,49 @@ def _check_trainer(what: str, kind: str, name: str) -> None:
     other.load_state_dict(trainer.state_dict(), strict=True)
 
 
+def _check_baseline(what: str, kind: str, name: str) -> None:
+    """On the example batch of every registered modality it codes: the decoded batch has the
+    input's shape, and no sample spends more than the budget (a generous one: 2 bits per
+    element) or, at 1 bit per sample, the codec either fits or says BudgetTooSmall."""
+    import math
+
+    import torch
+
+    from tokcore.interfaces.evaluation import Baseline, BudgetTooSmall, Coded
+
+    b = build_example(kind, name)
+    _require(isinstance(b, Baseline), what, "is not a tokcore Baseline")
+    coded_any = False
+    for modality_name in registry.list("modality"):
+        try:
+            m = registry.build("modality", {"name": modality_name})
+        except Exception:  # a modality that needs parameters has no example to code
+            continue
+        if not b.applies_to(m):
+            continue
+        x = m.validate(m.example(4), sample="example")
+        b.fit(x, m)
+        budget = 2.0 * math.prod(x.shape[1:])
+        out = b.code(x, budget, m)
+        _require(isinstance(out, Coded), what, "code must return a Coded")
+        _require(tuple(out.recon.shape) == tuple(x.shape), what,
+                 f"decoded {modality_name} batch has shape {tuple(out.recon.shape)}, the input {tuple(x.shape)}")
+        _require(out.bits.shape == (len(x),) and bool((out.bits <= budget + 1e-6).all()), what,
+                 f"must spend at most the budget ({budget:g} bits per sample), spent {out.bits.tolist()}")
+        _require(bool(torch.isfinite(torch.as_tensor(out.recon, dtype=torch.float64)).all()), what,
+                 "decoded values must be finite")
+        try:
+            small = b.code(x, 1.0, m)
+            _require(bool((small.bits <= 1.0).all()), what, "at 1 bit per sample it spent more")
+        except BudgetTooSmall:
+            pass
+        coded_any = True
+    _require(coded_any, what, "codes none of the registered modalities (applies_to is False for all)")
+
+
 _CHECKS: dict[str, Callable[[str, str, str], None]] = {
     "encoder": _check_encoder,
+    "baseline": _check_baseline,
     "decoder": _check_decoder,
     "quantizer": _check_quantizer,
     "loss": _check_loss,

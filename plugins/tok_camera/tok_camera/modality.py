@@ -9,6 +9,7 @@ Decoding returns poses relative to the clip's first frame.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import torch
 from torch import Tensor
@@ -102,6 +103,39 @@ class CameraModality(Modality):
         files = write_array_samples(target, recon, path)
         rel_t, rel_r = relative_to_first(target.double()), relative_to_first(recon.double())
         return [plot_trajectories(rel_t.numpy(), rel_r.numpy(), path.with_suffix(".png"))] + files
+
+    def rate_units(self, x: Tensor) -> dict[str, float]:
+        return {"frame": x.shape[0]}
+
+    def to_signal(self, x: Tensor) -> Tensor:
+        """Each clip relative to its first frame, as rotation vector + translation `(B, T, 6)`:
+        a signal codec then never produces a non-rotation."""
+        from tok_camera.geometry import matrix_to_rotvec, relative_to_first
+
+        rel = relative_to_first(x.double())
+        return torch.cat([matrix_to_rotvec(rel[..., :3, :3]), rel[..., :3, 3]], -1)
+
+    def from_signal(self, signal: Tensor, like: Tensor) -> Tensor:
+        """Poses from `to_signal`'s channels, relative to the first frame; the metrics compare
+        trajectories relative to their first frames, so this is what is measured."""
+        from tok_camera.geometry import rotvec_to_matrix
+
+        poses = torch.zeros(*signal.shape[:-1], 4, 4, dtype=torch.float64)
+        poses[..., :3, :3] = rotvec_to_matrix(signal[..., :3].double())
+        poses[..., :3, 3] = signal[..., 3:6].double()
+        poses[..., 3, 3] = 1.0
+        return poses.to(like.dtype)
+
+    def eval_pictures(self, inputs: Tensor, columns: Mapping[str, Tensor], path: Path) -> list[Path]:
+        """`<path>.png`: a few camera paths from above and from the side, the input against
+        each codec's reconstruction (all relative to their first frame)."""
+        from tok_camera.geometry import relative_to_first
+        from tok_camera.plot import plot_trajectories
+
+        rel = {name: relative_to_first(x.double()).numpy() for name, x in columns.items()}
+        (_, recon), *rest = rel.items()
+        return [plot_trajectories(relative_to_first(inputs.double()).numpy(), recon, path.with_suffix(".png"),
+                                  extra=dict(rest))]
 
     def example(self, batch_size: int = 2) -> Tensor:
         """A walk along z while turning slowly about the vertical axis, from a random start."""

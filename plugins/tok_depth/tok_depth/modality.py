@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-from tok_depth.metrics import depth_metrics
+from tok_depth.metrics import depth_metric_totals, depth_metrics
 from tokcore.api import InputError, Modality, write_array_samples
 
 NORMALIZATIONS = ("log", "metric", "robust")
@@ -133,6 +133,23 @@ class DepthModality(Modality):
         files = write_array_samples(t, r, path)
         return [plot_depth(t[:, 0].numpy(), r[:, 0].numpy(), self.valid_mask(t)[:, 0].numpy(),
                            path.with_suffix(".png"))] + files
+
+    def metric_totals(self, recon: Tensor, target: Tensor) -> dict[str, float]:
+        """Sums of the per-image errors over the images with valid pixels (their count under
+        `_samples`), so a split's figures are means over its images as `metrics` gives."""
+        return depth_metric_totals(recon.float(), target.float(), self.valid_mask(target.float()))
+
+    def rate_units(self, x: Tensor) -> dict[str, float]:
+        return {"pixel": x.shape[-2] * x.shape[-1]}
+
+    def eval_pictures(self, inputs: Tensor, columns: Mapping[str, Tensor], path: Path) -> list[Path]:
+        """`<path>-<codec>.png` per codec: input, reconstruction and relative error of a few
+        maps, holes in grey."""
+        from tok_depth.plot import plot_depth
+
+        valid = self.valid_mask(inputs)[:, 0].numpy()
+        return [plot_depth(inputs[:, 0].numpy(), x[:, 0].numpy(), valid, path.with_name(f"{path.name}-{name}.png"),
+                           titles=[name] * len(inputs)) for name, x in columns.items()]
 
     def example(self, batch_size: int = 2) -> Tensor:
         g = torch.Generator().manual_seed(0)

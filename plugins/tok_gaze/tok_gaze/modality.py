@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -76,15 +76,36 @@ class GazeModality(Modality):
             x = interpolate_gaps(x, outside=mean)
         return super().normalize(x, batched)
 
-    def metrics(self, recon: Tensor, target: Tensor) -> dict[str, float]:
-        """Over valid frames of `target`: `error`, the mean Euclidean distance in normalized
-        image units; `error_deg`, the mean angle between the viewing rays (with `fov`)."""
+    def metric_totals(self, recon: Tensor, target: Tensor) -> dict[str, float]:
+        """Sums over the valid frames of `target` (counted under `_samples`): `error`, the
+        Euclidean distance in normalized image units; `error_deg`, the angle between the
+        viewing rays (with `fov`). Pooled over frames, so a clip with few valid frames weighs
+        little."""
         valid = self.valid_mask(target)[..., 0]
-        a, b = recon.float()[valid], target.float()[valid]
-        out = {"error": float((a - b).norm(dim=-1).mean()) if len(a) else float("nan")}
+        a, b = recon.double()[valid], target.double()[valid]
+        out = {"_samples": float(len(a)), "error": float((a - b).norm(dim=-1).sum())}
         if self.fov is not None:
-            out["error_deg"] = float(angular_error_deg(a, b, self.fov).mean()) if len(a) else float("nan")
+            out["error_deg"] = float(angular_error_deg(a, b, self.fov).sum())
         return out
+
+    def metrics(self, recon: Tensor, target: Tensor) -> dict[str, float]:
+        """Means over the valid frames of `target` (see `metric_totals`); NaN without any."""
+        totals = self.metric_totals(recon, target)
+        if not totals["_samples"]:
+            return {k: float("nan") for k in totals if not k.startswith("_")}
+        return self.metrics_from_totals(totals)
+
+    def rate_units(self, x: Tensor) -> dict[str, float]:
+        return {"frame": x.shape[0]}
+
+    def eval_pictures(self, inputs: Tensor, columns: Mapping[str, Tensor], path: Path) -> list[Path]:
+        """`<path>.png`: x(t), y(t) and the path in the image of a few clips, the input
+        against each codec's reconstruction."""
+        from tok_gaze.plot import plot_gaze
+
+        (first, recon), *rest = columns.items()
+        return [plot_gaze(inputs.numpy(), recon.numpy(), path.with_suffix(".png"),
+                          extra={name: x.numpy() for name, x in rest})]
 
     def write_samples(self, target: Tensor, recon: Tensor, path: Path) -> list[Path]:
         """`<path>.png`: x and y over time and the path in the image, input vs reconstruction

@@ -6,6 +6,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from tok_text.vocabulary import UNK
 from tokcore.api import InputError, Modality, atomic_write_text
 
 
@@ -47,12 +48,35 @@ class TextModality(Modality):
     def denormalize(self, x: Any, batched: bool = True) -> Any:
         return x
 
-    def metrics(self, recon: Any, target: Any) -> dict[str, float]:
-        """Share of texts decoded exactly, and of texts equal up to whitespace."""
+    def metric_totals(self, recon: Any, target: Any) -> dict[str, float]:
+        """Counts over a batch: texts decoded exactly, texts equal up to whitespace, words of
+        the inputs, and [UNK] tokens in the decodings (a word the vocabulary cannot spell
+        comes back as one)."""
         pairs = list(zip(recon, target))
-        exact = sum(r == t for r, t in pairs)
-        spaced = sum(r.split() == t.split() for r, t in pairs)
-        return {"exact": exact / max(len(pairs), 1), "exact_up_to_spaces": spaced / max(len(pairs), 1)}
+        return {"_samples": float(len(pairs)), "exact": float(sum(r == t for r, t in pairs)),
+                "exact_up_to_spaces": float(sum(r.split() == t.split() for r, t in pairs)),
+                "_words": float(sum(len(t.split()) for t in target)),
+                "_unknown": float(sum(r.count(UNK) for r in recon))}
+
+    def metrics_from_totals(self, totals: Mapping[str, float]) -> dict[str, float]:
+        """Shares of texts decoded exactly (and up to whitespace), and [UNK] tokens per word."""
+        n = max(totals["_samples"], 1.0)
+        return {"exact": totals["exact"] / n, "exact_up_to_spaces": totals["exact_up_to_spaces"] / n,
+                "unknown_per_word": totals["_unknown"] / max(totals["_words"], 1.0)}
+
+    def metrics(self, recon: Any, target: Any) -> dict[str, float]:
+        return self.metrics_from_totals(self.metric_totals(recon, target))
+
+    def rate_units(self, x: Any) -> dict[str, float]:
+        return {"word": len(x.split())}
+
+    def eval_pictures(self, inputs: Any, columns: Mapping[str, Any], path: Path) -> list[Path]:
+        """`<path>.txt`: a few inputs and each codec's decoding of them."""
+        out = path.with_suffix(".txt")
+        blocks = ["\n".join([f"input:     {t}", *(f"{name + ':':<10} {col[i]}" for name, col in columns.items())])
+                  for i, t in enumerate(inputs)]
+        atomic_write_text(out, "\n\n".join(blocks) + "\n")
+        return [out]
 
     def write_samples(self, target: Any, recon: Any, path: Path) -> list[Path]:
         """Inputs and decoded texts, alternating, as `<path>.txt`."""
