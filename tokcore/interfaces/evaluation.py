@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from tokcore.interfaces.modality import Modality
+# A baseline's methods take the modality spec, `tokcore.interfaces.modality.Modality`; that
+# module imports this one, so here it is only an alias for the annotations.
+Modality = Any
 
 
 class BudgetTooSmall(ValueError):
@@ -59,15 +60,15 @@ class Baseline(ABC):
     fits: ClassVar[bool] = False  # whether `fit` needs training samples (they are loaded only then)
 
     @abstractmethod
-    def applies_to(self, modality: "Modality") -> bool:
+    def applies_to(self, modality: Modality) -> bool:
         """Whether this codec can code samples of `modality`."""
 
-    def fit(self, train: Tensor, modality: "Modality") -> None:
+    def fit(self, train: Tensor, modality: Modality) -> None:
         """Learn what the codec needs from raw training samples `train` (quantization ranges,
         say); called once before `code`. Does nothing by default."""
 
     @abstractmethod
-    def code(self, x: Tensor, bits: float, modality: "Modality") -> Coded:
+    def code(self, x: Tensor, bits: float, modality: Modality) -> Coded:
         """Encode and decode the raw batch `x` with at most `bits` bits per sample; raise
         `BudgetTooSmall` when no setting fits."""
 
