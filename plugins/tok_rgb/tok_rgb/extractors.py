@@ -21,6 +21,7 @@ may be present or not); anything else is one InputError line naming the file.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -91,9 +92,9 @@ class NetworkFeatures(FeatureExtractor):
     def __init__(self, net: nn.Module, value_range: Sequence[float] | None):
         self.net, self.value_range = net, value_range
 
+    @abstractmethod
     def prepare(self, x: Tensor) -> Tensor:
         """Raw batch -> the network's input."""
-        raise NotImplementedError
 
     def __call__(self, x: Tensor) -> Tensor:
         self.net.to(x.device)
@@ -143,8 +144,8 @@ class VGG16FDFeatures(NetworkFeatures):
         try:
             state = {k: v for k, v in load_lpips_weights(file, "vgg").items() if k.startswith("net.")}
         except InputError:
-            raise
-        except Exception as err:  # a safetensors file that is not one
+            raise  # already names the file
+        except Exception as err:  # a .safetensors file that is not one
             raise InputError(f"{file}: not a readable weight file ({type(err).__name__}); give {VGG_FILE}") from None
         net = VGG16Pool()
         want = net.state_dict()
