@@ -127,8 +127,9 @@ class RGBModality(Modality):
         return super().invalid_examples(x) + [(x.float() / 255.0, "a [0, 1] picture given to a 0-255 tokenizer"),
                                               (x.narrow(1, 0, 1), "one channel")]
 
-    def picture(self, x: Tensor) -> np.ndarray:
+    def picture(self, x: Tensor | np.ndarray) -> np.ndarray:
         """Raw values as 8-bit pixels (same layout): `value_range` mapped to 0-255."""
+        x = torch.as_tensor(x)
         lo, hi = self.value_range if self.value_range is not None else (0.0, 255.0)
         return to_uint8(x if (lo, hi) == (0.0, 255.0) else (x.float() - lo) * (255.0 / (hi - lo)))
 
