@@ -30,15 +30,6 @@ def is_rgb(modality: Modality, layout: str) -> bool:
     return isinstance(modality, RGBModality) and modality.layout == layout
 
 
-def from_pictures(pictures: np.ndarray, like: Tensor, modality: Modality) -> Tensor:
-    """8-bit pictures back to raw units, shaped and placed like `like`."""
-    lo, hi = modality.value_range if modality.value_range is not None else (0.0, 255.0)
-    out = torch.from_numpy(np.ascontiguousarray(pictures)).float()
-    if (lo, hi) != (0.0, 255.0):
-        out = lo + out * ((hi - lo) / 255.0)
-    return out.reshape(like.shape).to(like.device)
-
-
 def highest_fitting(settings: range, cost: Callable[[int], int], budget: float) -> int | None:
     """The highest setting in `settings` whose `cost` is at most `budget`, by bisection (costs
     rise with the setting), or None when even the lowest costs more. Every returned setting was
@@ -98,7 +89,7 @@ class JPEG(Baseline):
             out.append(cache[q][0])
             spent.append(cache[q][1])
             chosen.append(q)
-        return Coded(from_pictures(np.stack(out), x, modality), torch.tensor(spent, dtype=torch.float64),
+        return Coded(modality.from_picture(np.stack(out), x), torch.tensor(spent, dtype=torch.float64),
                      span("quality", chosen))
 
 
@@ -124,7 +115,7 @@ class Bicubic(Baseline):
             raise BudgetTooSmall(f"bicubic: a 1x1 image needs 24 bits, more than the budget of {bits:g}")
         small = self.small_size(h, w, factor)
         out = np.stack([bicubic_image(image, small) for image in modality.picture(x)])
-        return Coded(from_pictures(out, x, modality), torch.full((len(x),), float(cost(factor)), dtype=torch.float64),
+        return Coded(modality.from_picture(out, x), torch.full((len(x),), float(cost(factor)), dtype=torch.float64),
                      f"1/{factor} ({small[0]}x{small[1]})")
 
 
@@ -181,5 +172,5 @@ class H264(Baseline):
             out.append(decode_mp4(cache[quality][0]).transpose(3, 0, 1, 2))
             spent.append(cache[quality][1])
             chosen.append(51 - quality)
-        return Coded(from_pictures(np.stack(out), x, modality), torch.tensor(spent, dtype=torch.float64),
+        return Coded(modality.from_picture(np.stack(out), x), torch.tensor(spent, dtype=torch.float64),
                      span("CRF", chosen))

@@ -133,6 +133,13 @@ class RGBModality(Modality):
         lo, hi = self.value_range if self.value_range is not None else (0.0, 255.0)
         return to_uint8(x if (lo, hi) == (0.0, 255.0) else (x.float() - lo) * (255.0 / (hi - lo)))
 
+    def from_picture(self, pixels: np.ndarray, like: Tensor) -> Tensor:
+        """`picture`'s inverse: 8-bit pixels back to raw float values, shaped and placed like `like`."""
+        lo, hi = self.value_range if self.value_range is not None else (0.0, 255.0)
+        out = torch.from_numpy(np.ascontiguousarray(pixels)).float()
+        out = out if (lo, hi) == (0.0, 255.0) else lo + out * ((hi - lo) / 255.0)
+        return out.reshape(like.shape).to(like.device)
+
     def write_decoded(self, x: Tensor, path: Path, meta: Mapping[str, Any] | None = None) -> list[Path]:
         """`<path>.png` (8-bit, lossless for 0-255 pictures; no `.npy`)."""
         out = path.with_name(path.name + ".png")
