@@ -3,7 +3,10 @@ not installed gets `pip install tok-...` instead of "unknown". A test keeps this
 to the plugins' own entry points."""
 
 FIRST_PARTY: dict[tuple[str, str], str] = {
+    ("baseline", "bicubic"): "tok-rgb",
     ("baseline", "grid"): "tok-depth",
+    ("baseline", "h264"): "tok-rgb",
+    ("baseline", "jpeg"): "tok-rgb",
     ("dataset", "camera_files"): "tok-camera",
     ("dataset", "camera_synthetic"): "tok-camera",
     ("dataset", "depth_files"): "tok-depth",

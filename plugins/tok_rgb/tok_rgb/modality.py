@@ -18,6 +18,7 @@ from torch import Tensor
 
 from tok_rgb.video import write_mp4
 from tokcore.api import (
+    FeatureExtractor,
     InputError,
     Modality,
     atomic_write_bytes,
@@ -71,14 +72,51 @@ class RGBModality(Modality):
             raise InputError(f"{sample}: {self.name} values are fractions in [0, 1] but this tokenizer takes "
                              f"[{self.value_range[0]:g}, {self.value_range[1]:g}]; multiply by 255")
 
-    def metrics(self, recon: Tensor, target: Tensor) -> dict[str, float]:
-        """MAE and RMSE in raw units, PSNR (dB), SSIM and, when its weights are installed,
-        LPIPS (`tok_rgb.metrics.image_metrics`; videos frame by frame). The peak value is the
-        width of `value_range` (255 by default)."""
-        from tok_rgb.metrics import image_metrics
+    # -- judge -----------------------------------------------------------------------------
+    def _data_range(self) -> tuple[float, float]:
+        return tuple(self.value_range) if self.value_range is not None else (0.0, 255.0)
 
-        lo, hi = self.value_range if self.value_range is not None else (0.0, 255.0)
-        return {**super().metrics(recon, target), **image_metrics(recon - lo, target - lo, data_range=hi - lo)}
+    def metric_totals(self, recon: Tensor, target: Tensor) -> dict[str, float]:
+        """Sums that add up across batches and processes: absolute and squared errors over
+        elements (for MAE and RMSE in raw units) and per-frame sums of PSNR, SSIM, MS-SSIM and
+        LPIPS (`tok_rgb.metrics.metric_sums`; the peak is the width of `value_range`)."""
+        from tok_rgb.metrics import metric_sums
+
+        lo, hi = self._data_range()
+        recon, target = recon.float(), target.float()
+        err = recon.double() - target.double()
+        return {"_samples": float(len(target)), "_elements": float(err.numel()),
+                "_abs_error": float(err.abs().sum()), "_squared_error": float(err.square().sum()),
+                **metric_sums(recon - lo, target - lo, data_range=hi - lo)}
+
+    def metrics_from_totals(self, totals: Mapping[str, float]) -> dict[str, float]:
+        """MAE and RMSE over all elements, the other metrics as means over images (frames)."""
+        out = {"mae": totals["_abs_error"] / totals["_elements"],
+               "rmse": (totals["_squared_error"] / totals["_elements"]) ** 0.5}
+        return out | {k: v / totals["_frames"] for k, v in totals.items() if not k.startswith("_")}
+
+    def metrics(self, recon: Tensor, target: Tensor) -> dict[str, float]:
+        """MAE and RMSE in raw units, PSNR (dB), SSIM, MS-SSIM (161 px per side or more) and,
+        when its weights are installed, LPIPS; means over images (videos: frames)."""
+        return self.metrics_from_totals(self.metric_totals(recon, target))
+
+    def rate_units(self, x: Tensor) -> dict[str, float]:
+        """`{"pixel": H * W}` of one image `(3, H, W)`."""
+        return {"pixel": float(x.shape[-2] * x.shape[-1])}
+
+    def feature_extractors(self, weights: Mapping[str, Path]) -> dict[str, FeatureExtractor]:
+        """`fid` (pytorch-fid's Inception-v3, when its file is named) and `fd_vgg16` (the
+        LPIPS VGG16, when installed or named); see `tok_rgb.extractors`."""
+        from tok_rgb.extractors import IMAGE_FEATURES, build_extractors
+
+        return build_extractors(IMAGE_FEATURES, weights, self.value_range, self.name)
+
+    def eval_pictures(self, inputs: Tensor, columns: Mapping[str, Tensor], path: Path) -> list[Path]:
+        """`<path>.png`: one row per sample, columns input | tokenizer | baselines."""
+        from tok_rgb.pictures import write_grid
+
+        rows = {name: self.picture(x) for name, x in columns.items()}
+        return [write_grid(rows, self.picture(inputs), path.with_name(path.name + ".png"))]
 
     def example(self, batch_size: int = 2) -> Tensor:
         g = torch.Generator().manual_seed(0)
@@ -89,10 +127,18 @@ class RGBModality(Modality):
         return super().invalid_examples(x) + [(x.float() / 255.0, "a [0, 1] picture given to a 0-255 tokenizer"),
                                               (x.narrow(1, 0, 1), "one channel")]
 
-    def picture(self, x: Tensor) -> np.ndarray:
+    def picture(self, x: Tensor | np.ndarray) -> np.ndarray:
         """Raw values as 8-bit pixels (same layout): `value_range` mapped to 0-255."""
+        x = torch.as_tensor(x)
         lo, hi = self.value_range if self.value_range is not None else (0.0, 255.0)
         return to_uint8(x if (lo, hi) == (0.0, 255.0) else (x.float() - lo) * (255.0 / (hi - lo)))
+
+    def from_picture(self, pixels: np.ndarray, like: Tensor) -> Tensor:
+        """`picture`'s inverse: 8-bit pixels back to raw float values, shaped and placed like `like`."""
+        lo, hi = self.value_range if self.value_range is not None else (0.0, 255.0)
+        out = torch.from_numpy(np.ascontiguousarray(pixels)).float()
+        out = out if (lo, hi) == (0.0, 255.0) else lo + out * ((hi - lo) / 255.0)
+        return out.reshape(like.shape).to(like.device)
 
     def write_decoded(self, x: Tensor, path: Path, meta: Mapping[str, Any] | None = None) -> list[Path]:
         """`<path>.png` (8-bit, lossless for 0-255 pictures; no `.npy`)."""
@@ -119,6 +165,42 @@ class VideoModality(RGBModality):
 
     name = "video"
     layout = "CTHW"
+
+    def metric_totals(self, recon: Tensor, target: Tensor) -> dict[str, float]:
+        """The image metrics frame by frame, plus the per-clip sum of `temporal_psnr` (PSNR of
+        the frame differences, `tok_rgb.metrics.temporal_psnr`: what per-frame metrics miss,
+        flicker and lost motion) for clips of two frames or more."""
+        from tok_rgb.metrics import temporal_psnr
+
+        totals = super().metric_totals(recon, target)
+        if target.shape[2] >= 2:
+            lo, hi = self._data_range()
+            totals["_temporal_psnr"] = float(temporal_psnr(recon.float(), target.float(), hi - lo).sum())
+        return totals
+
+    def metrics_from_totals(self, totals: Mapping[str, float]) -> dict[str, float]:
+        """The image metrics (means over frames) and `temporal_psnr` (a mean over clips)."""
+        out = super().metrics_from_totals(totals)
+        if "_temporal_psnr" in totals:
+            out["temporal_psnr"] = totals["_temporal_psnr"] / totals["_samples"]
+        return out
+
+    def rate_units(self, x: Tensor) -> dict[str, float]:
+        """`{"pixel": T * H * W, "frame": T}` of one clip `(3, T, H, W)`."""
+        return {"pixel": float(x.shape[-3] * x.shape[-2] * x.shape[-1]), "frame": float(x.shape[-3])}
+
+    def feature_extractors(self, weights: Mapping[str, Path]) -> dict[str, FeatureExtractor]:
+        """`fvd` (pytorch-i3d's RGB I3D, when its file is named); see `tok_rgb.extractors`."""
+        from tok_rgb.extractors import VIDEO_FEATURES, build_extractors
+
+        return build_extractors(VIDEO_FEATURES, weights, self.value_range, self.name)
+
+    def eval_pictures(self, inputs: Tensor, columns: Mapping[str, Tensor], path: Path) -> list[Path]:
+        """`<path>.gif`, the clips side by side (input | tokenizer | baselines) playing, and
+        `<path>.png`, their filmstrip."""
+        from tok_rgb.pictures import write_clips
+
+        return write_clips({"input": self.picture(inputs), **{k: self.picture(v) for k, v in columns.items()}}, path)
 
     def write_decoded(self, x: Tensor, path: Path, meta: Mapping[str, Any] | None = None) -> list[Path]:
         """`<path>.mp4` at the clip's recorded `fps` (meta), and `<path>.npy`, the raw frames

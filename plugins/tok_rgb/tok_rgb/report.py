@@ -18,7 +18,6 @@ bicubic for a few crops) and prints the table.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,8 @@ from PIL import Image
 
 from tok_rgb.codecs import Coded, bicubic, jpeg_at_bpp
 from tok_rgb.metrics import image_metrics
+from tok_rgb.pictures import write_grid
 from tokcore.api import (
-    atomic_write_bytes,
     codebook_usage,
     load_array,
     report_inputs,
@@ -74,33 +73,9 @@ def report(run: str | Path, output: str | Path | None = None, split: str = "val"
               "codebook_size": info["codebook_size"], "index_shape": info["index_shape"],
               "bits_per_image": r.bits, "factor": factor, "metrics": metrics,
               "codebook": codebook_usage(torch.from_numpy(r.roundtrip.tokens.astype(np.int64)), info["codebook_size"])}
-    picture = write_grid({c.name: c.images for c in rows.values()}, images, out / f"rgb_{split}.png")
+    picture = write_grid({c.name: c.images for c in rows.values()}, images, out / f"rgb_{split}.png", zoom=4)
     save_report(out, result, format_table(result), picture)
     return result
-
-
-def write_grid(rows: dict[str, np.ndarray], inputs: np.ndarray, path: Path, count: int = 8, zoom: int = 4) -> Path:
-    """A PNG with one row per crop (the first `count`, spread over the split) and the columns
-    input | tokenizer | JPEG | bicubic, each enlarged `zoom` times (nearest neighbour), with
-    the column names on top."""
-    from PIL import ImageDraw
-
-    pick = np.linspace(0, len(inputs) - 1, min(count, len(inputs))).round().astype(int)
-    columns = {"input": inputs, **rows}
-    h, w = inputs.shape[-2] * zoom, inputs.shape[-1] * zoom
-    gap, head = 4, 16
-    sheet = Image.new("RGB", (len(columns) * (w + gap) + gap, head + len(pick) * (h + gap) + gap), "white")
-    draw = ImageDraw.Draw(sheet)
-    for c, (name, images) in enumerate(columns.items()):
-        x = gap + c * (w + gap)
-        draw.text((x, 2), name, fill="black")
-        for r, i in enumerate(pick):
-            tile = Image.fromarray(np.ascontiguousarray(images[i].transpose(1, 2, 0))).resize((w, h), Image.Resampling.NEAREST)
-            sheet.paste(tile, (x, head + gap + r * (h + gap)))
-    buf = io.BytesIO()
-    sheet.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
-    return path
 
 
 def format_table(r: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import bisect
 import io
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -323,12 +324,19 @@ def _decord_seeks(reader) -> bool:
 
 
 def encode_mp4(frames: np.ndarray, fps: float) -> bytes:
-    """`frames` `(T, H, W, 3)` uint8 as mp4 bytes (H.264 when PyAV has it, else MPEG-4 part 2)
-    at exactly `fps` (a rational close to it: 29.97 is stored as 30000/1001)."""
+    """`frames` `(T, H, W, 3)` uint8 as mp4 bytes (`encode_mp4_packets` at its defaults)."""
+    return encode_mp4_packets(frames, fps)[0]
+
+
+def encode_mp4_packets(frames: np.ndarray, fps: float, options: dict[str, str] | None = None) -> tuple[bytes, list[bytes]]:
+    """`frames` `(T, H, W, 3)` uint8 as mp4 bytes (H.264 when PyAV has libx264, else MPEG-4
+    part 2) at exactly `fps` (a rational close to it: 29.97 is stored as 30000/1001), and the
+    encoder's packets as they went into the file. `options` are libx264's (CRF 18, preset
+    medium by default)."""
     import av
 
     t, h, w, _ = frames.shape
-    buf = io.BytesIO()
+    buf, packets = io.BytesIO(), []
     with av.open(buf, mode="w", format="mp4") as container:
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
@@ -336,11 +344,35 @@ def encode_mp4(frames: np.ndarray, fps: float) -> bytes:
         # 4:2:0 halves the chroma planes, so it needs even sides; 4:4:4 takes any size (H.264 only).
         stream.pix_fmt = "yuv420p" if (h % 2 == 0 and w % 2 == 0) or codec != "libx264" else "yuv444p"
         if codec == "libx264":
-            stream.options = {"crf": "18", "preset": "medium"}
-        for image in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
-        container.mux(stream.encode())
-    return buf.getvalue()
+            stream.options = options or {"crf": "18", "preset": "medium"}
+        for image in [*frames, None]:  # None flushes the encoder
+            for packet in stream.encode(None if image is None else
+                                        av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                packets.append(bytes(packet))
+                container.mux(packet)
+    return buf.getvalue(), packets
+
+
+def decode_mp4(data: bytes) -> np.ndarray:
+    """Every frame of an mp4 in memory as `(T, H, W, 3)` uint8."""
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def slice_bytes(packet: bytes) -> int:
+    """Bytes of the coded slices (NAL unit types 1-5) in an H.264 Annex B packet: the picture
+    data, without start codes, parameter sets or SEI messages (x264 writes its version and
+    options into an SEI of the first packet)."""
+    starts = [m.end() for m in re.finditer(b"\x00\x00\x01", packet)]
+    total = 0
+    for i, begin in enumerate(starts):
+        end = starts[i + 1] - 3 if i + 1 < len(starts) else len(packet)
+        nal = packet[begin:end].rstrip(b"\x00")  # a NAL unit never ends in a zero byte
+        if nal and 1 <= nal[0] & 0x1F <= 5:
+            total += len(nal)
+    return total
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: float) -> Path:
