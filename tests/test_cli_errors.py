@@ -126,3 +126,9 @@ def test_a_failing_multi_process_run_says_the_first_failing_ranks_error_in_one_l
     err = capfd.readouterr().err
     assert err == ("tokcore: WorkerFailed: rank 1: RuntimeError: disk on fire "
                    "(run with --debug for the traceback)\n"), err
+
+
+def test_a_removed_report_command_says_what_replaced_it(capsys):
+    assert main(["gaze-report", "--run", "runs/x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'gaze-report' is now `tokcore eval --checkpoint RUN`" in err

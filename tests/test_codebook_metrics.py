@@ -2,14 +2,12 @@
 
 import torch
 
-from tokcore.tokens.roundtrip import usage_line
 from tokcore.metrics.codebook import codebook_usage
 
 
 def test_single_codebook_counts_distinct_codes():
     u = codebook_usage(torch.tensor([[0, 1, 1], [3, 3, 3]]), 4)
     assert u["used"] == 3 and u["used_per_codebook"] == [3] and u["usage"] == 0.75 and u["dead_codes"] == 1.0
-    assert usage_line(u, 4).startswith("codebook usage on held-out tokens: 75.0% (3/4), perplexity ")
 
 
 def test_residual_stages_are_counted_separately_not_pooled():
@@ -20,7 +18,25 @@ def test_residual_stages_are_counted_separately_not_pooled():
     assert u["used_per_codebook"] == [4, 1] and u["used"] == 1
     assert u["usage"] == (1.0 + 0.25) / 2
     assert abs(u["perplexity"] - (4.0 + 1.0) / 2) < 1e-9
-    assert "per stage 4 1 of 4" in usage_line(u, 4)
+
+
+def test_evaluation_counts_equal_codebook_usage_per_stage():
+    """`tokcore eval` counts codes sparsely, per sample and per rank, then merges; its figures
+    equal codebook_usage of all the indices at once."""
+    from tokcore.eval.state import CodeCounts
+
+    g = torch.Generator().manual_seed(0)
+    indices = torch.randint(0, 6, (10, 4, 3), generator=g)
+    indices[..., 2] = 1  # a stage stuck on one code
+    want = codebook_usage(indices, 8, (3,))
+    a, b = CodeCounts(8, 3), CodeCounts(8, 3)
+    for i, sample in enumerate(indices):
+        (a if i % 2 else b).add(sample.numpy())
+    a.merge(b)
+    got = a.stats()
+    assert got["used_per_codebook"] == want["used_per_codebook"] == [6, 6, 1] and got["used"] == want["used"]
+    for k in ("usage", "perplexity", "dead_codes"):
+        assert abs(got[k] - want[k]) < 1e-9, k
 
 
 def test_a_huge_codebook_is_counted_sparsely_with_the_same_figures(monkeypatch):

@@ -9,8 +9,7 @@ table changes.
     from tokcore.api import Dataset, Encoder, split_indices
 
 Each name is imported on first use (PEP 562), so a hook module that only needs `hookimpl`
-and `register_report_command` does not import torch, and `tokcore --help` stays fast. The
-`TYPE_CHECKING` block states the same names as plain imports for type checkers and IDEs
+does not import torch, and `tokcore --help` stays fast. The `TYPE_CHECKING` block states the same names as plain imports for type checkers and IDEs
 (tests/test_api.py keeps the two in step).
 """
 
@@ -63,7 +62,6 @@ _EXPORTS: dict[str, str] = {
     "PluginLoadError": "tokcore.errors:PluginLoadError",
     # hooks (entry-point group tokcore.plugins): extra CLI commands, training events
     "hookimpl": "tokcore.registry.hookspecs:hookimpl",
-    "register_report_command": "tokcore.registry.hooks:register_report_command",
     # files: atomic writes (temporary file, then rename)
     "atomic_write_bytes": "tokcore.runtime.io:atomic_write_bytes",
     "atomic_write_text": "tokcore.runtime.io:atomic_write_text",
@@ -76,14 +74,9 @@ _EXPORTS: dict[str, str] = {
     "load_tokenizer": "tokcore.run:load_tokenizer",
     "TokenStore": "tokcore.tokens.store:TokenStore",
     "load_config": "tokcore.config:load",
-    # held-out reports (`tokcore gaze-report`, ...): the whole pipeline, codebook statistics, baselines
-    "report_inputs": "tokcore.tokens.roundtrip:report_inputs",
-    "ReportInputs": "tokcore.tokens.roundtrip:ReportInputs",
+    # a split through the whole pipeline (tokenize, then decode), and codebook statistics
     "roundtrip": "tokcore.tokens.roundtrip:roundtrip",
     "Roundtrip": "tokcore.tokens.roundtrip:Roundtrip",
-    "save_report": "tokcore.tokens.roundtrip:save_report",
-    "token_bits": "tokcore.tokens.roundtrip:token_bits",
-    "usage_line": "tokcore.tokens.roundtrip:usage_line",
     "codebook_usage": "tokcore.metrics.codebook:codebook_usage",
     "DCTCodec": "tokcore.metrics.codecs:DCTCodec",
 }
@@ -134,7 +127,6 @@ if TYPE_CHECKING:
     )
     from tokcore.metrics.codebook import codebook_usage
     from tokcore.metrics.codecs import DCTCodec
-    from tokcore.registry.hooks import register_report_command
     from tokcore.registry.hookspecs import hookimpl
     from tokcore.run import load_tokenizer
     from tokcore.runtime.arrays import load_array
@@ -147,13 +139,8 @@ if TYPE_CHECKING:
     )
     from tokcore.tokenizer import Tokenizer, build_tokenizer
     from tokcore.tokens.roundtrip import (
-        ReportInputs,
         Roundtrip,
-        report_inputs,
         roundtrip,
-        save_report,
-        token_bits,
-        usage_line,
     )
     from tokcore.tokens.store import TokenStore
 

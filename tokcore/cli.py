@@ -270,6 +270,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# commands that are gone, and what does their job now (one line, exit 2, instead of argparse's list)
+REPLACED = {f"{m}-report": "tokcore eval --checkpoint RUN" for m in ("gaze", "camera", "depth", "rgb")}
+
 BUILTIN: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
 
@@ -410,6 +413,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             del os.environ["TOKCORE_DEBUG"]
     command = next((a for a in argv if not a.startswith("-")), None)
+    if command in REPLACED:
+        print(f"tokcore: error: '{command}' is now `{REPLACED[command]}`, one evaluation for every modality "
+              "(docs/evaluation.md)", file=sys.stderr)
+        return 2
     try:
         # plugin commands need the hook modules imported; built-in commands do not
         args = build_parser(with_plugins=command not in BUILTIN).parse_args(argv)

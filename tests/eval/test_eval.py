@@ -192,7 +192,7 @@ def test_bad_input_is_one_line_exit_2(runs, tmp_path, capsys):
           f"fid={tmp_path / 'missing.pth'}", match="missing.pth")
     fails("--checkpoint", str(runs["fsq"]), "--output", str(tmp_path / "b"), "--baselines", "dct",
           match="cannot code 'array'")
-    fails("--checkpoint", str(runs["fsq"]), "--output", str(tmp_path / "c"), "--features", "fid", match="NAME=FILE")
+    fails("--checkpoint", str(runs["fsq"]), "--output", str(tmp_path / "c"), "--features", "fid=", match="NAME=FILE")
     np.save(tmp_path / "empty.npy", walks(0))
     fails("--checkpoint", str(runs["fsq"]), "--output", str(tmp_path / "d"), f"data.path={tmp_path / 'empty.npy'}",
           match="no samples")

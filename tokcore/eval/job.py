@@ -151,12 +151,12 @@ def make_plan(checkpoint: str | Path, split: str, overrides: Sequence[str], comp
         names.add(name)
         others.append({"name": name, "run": str(other.path), "weights_sha256": sha256_file(other.weights())})
     for name, file in features.items():
-        if not Path(file).is_file():
+        if file and not Path(file).is_file():
             raise InputError(f"--features {name}={file}: no such file; point at the network's weight file")
     data = data_config(ckpt, [*overrides, f"data.split={split}"])
     return EvalPlan(str(ckpt.path), sha256_file(ckpt.weights()), split, data, modality, others,
                     choose_baselines(baselines, build_modality(ckpt.meta()["modality"])),
-                    {k: str(Path(v).resolve()) for k, v in features.items()}, [float(m) for m in opts.curve],
+                    {k: str(Path(v).resolve()) if v else "" for k, v in features.items()}, [float(m) for m in opts.curve],
                     opts.fit_samples, opts.chunk_samples, opts.pictures, opts.seed)
 
 
@@ -214,7 +214,7 @@ class Evaluator:
             train = self.training_samples()
             for b in fitting:
                 b.fit(train, self.modality)
-        self.extractors = self.modality.feature_extractors({k: Path(v) for k, v in plan.features.items()})
+        self.extractors = self.modality.feature_extractors({k: Path(v) if v else None for k, v in plan.features.items()})
         n = len(self.keys)
         self.picks = set(np.linspace(0, n - 1, min(plan.pictures, n)).round().astype(int).tolist()) if n else set()
 
@@ -428,11 +428,12 @@ def evaluate(checkpoint: str | Path, output: str | Path | None = None, split: st
 
 
 def parse_features(items: Sequence[str]) -> dict[str, str]:
-    """`["fid=/w/pt_inception.pth", ...]` -> {"fid": "/w/pt_inception.pth"}."""
+    """`["fid=/w/pt_inception.pth", "fd_vgg16"]` -> {"fid": "/w/pt_inception.pth", "fd_vgg16": ""}
+    (a bare name: the network's own file, where the plugin knows one on disk)."""
     out = {}
     for item in items:
         name, sep, file = item.partition("=")
-        if not sep or not name or not file:
-            raise ConfigError(f"--features '{item}': write NAME=FILE, e.g. fid=/weights/pt_inception.pth")
+        if not name.strip() or (sep and not file.strip()):
+            raise ConfigError(f"--features '{item}': write NAME=FILE or NAME, e.g. fid=/weights/pt_inception.pth")
         out[name.strip()] = file.strip()
     return out

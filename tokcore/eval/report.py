@@ -78,7 +78,7 @@ def summarize(plan: Any, state: EvalState, store: TokenStore, seconds: float) ->
         "checkpoint": plan.checkpoint, "weights_sha256": plan.weights_sha256, "split": plan.split,
         "modality": plan.modality, "data": plan.data, "samples": state.samples, "failed": state.failed,
         "tokenize_failed": store.failed, "seed": plan.seed, "versions": versions(),
-        "compare": plan.compare, "features": plan.features, "curve": plan.curve,
+        "compare": plan.compare, "baselines": plan.baselines, "features": plan.features, "curve": plan.curve,
         "units_per_sample": units, "columns": columns, "distribution": distribution,
         "seconds": seconds,
     }
@@ -116,6 +116,11 @@ def format_text(result: dict[str, Any]) -> str:
     tok = result["columns"][TOKENIZER]
     out = [f"{result['modality']}: {result['samples']} samples of split '{result['split']}' "
            f"({len(result['failed']) + len(result['tokenize_failed'])} failed)", line(head), *map(line, rows)]
+    for name in result.get("baselines", []):
+        if name not in result["columns"]:
+            curve = sorted(c["bits_per_sample"] for c in result["columns"].values() if c.get("baseline") == name)
+            lowest = f"; its lowest point on the curve spends {curve[0]:.0f}" if curve else ""
+            out.append(f"{name}: no setting fits the tokenizer's {tok['bits_per_sample']:.0f} bits per sample{lowest}")
     for name, c in result["columns"].items():
         if "codebook" in c:
             cb = c["codebook"]

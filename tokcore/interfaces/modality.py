@@ -210,11 +210,12 @@ class Modality(ABC):
         out = signal.reshape(like.shape).to(like.dtype)
         return out.clamp(*self.value_range) if self.value_range is not None else out
 
-    def feature_extractors(self, weights: Mapping[str, Path]) -> dict[str, "FeatureExtractor"]:
-        """Networks for Fréchet distances (`{"fid": ..., "fd_vgg16": ...}`) built from the
-        weight files the user named (`tokcore eval --features NAME=FILE`, here `weights`) or
-        found on disk; none by default. A named file that is missing or of the wrong
-        architecture is an InputError naming it."""
+    def feature_extractors(self, weights: Mapping[str, Path | None]) -> dict[str, "FeatureExtractor"]:
+        """Networks for Fréchet distances (`{"fid": ..., "fd_vgg16": ...}`) for the names the
+        user asked for (`tokcore eval --features NAME=FILE`, or a bare NAME: None here, the
+        network's own file where the plugin knows one on disk); none by default. A name the
+        modality has no network for, a missing file or one of the wrong architecture is an
+        InputError naming it."""
         return {}
 
     def eval_pictures(self, inputs: Any, columns: Mapping[str, Any], path: Path) -> list[Path]:

@@ -37,19 +37,3 @@ def plugin_manager(reg: registry.Registry | None = None) -> tuple[pluggy.PluginM
     return pm, failures
 
 
-def register_report_command(register: Any, name: str, help: str, report: str, what: str) -> None:
-    """Register `tokcore NAME --run DIR [--output DIR] [--split S]`, calling
-    `report(run, output, split)` (given as `module:function`, imported only when it runs).
-    For plugins' held-out reports (`tokcore gaze-report`, `tokcore camera-report`)."""
-
-    def configure(p: Any) -> None:
-        p.add_argument("--run", required=True, metavar="DIR", help=f"a run directory of a {what} tokenizer")
-        p.add_argument("--output", metavar="DIR", help="where to write the plot and metrics (default: RUN/report)")
-        p.add_argument("--split", default="val", help="which split of the run's dataset (default: val)")
-
-    def run(args: Any) -> int:
-        module, _, function = report.partition(":")
-        getattr(importlib.import_module(module), function)(args.run, args.output, args.split)
-        return 0
-
-    register(name, help, configure, run)

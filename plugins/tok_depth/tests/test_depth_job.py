@@ -1,5 +1,5 @@
 """The main job in miniature: train the quick config a few steps on the real disparity, then
-tokenize the held-out crops, decode them, compare with the grid codec and write the pictures."""
+`tokcore eval` on the held-out crops beside the grid codec, with the pictures."""
 
 import json
 
@@ -24,20 +24,20 @@ def test_configs_resolve(name, grid, bits, capsys, tmp_path):
     assert f"grid ({grid}, {grid}) = {grid * grid} per sample" in out and f"bits      {bits} per sample" in out
 
 
-def test_train_then_report_on_the_real_disparity(tmp_path, capsys):
+def test_train_then_eval_on_the_real_disparity(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--config", "tok-depth:quick", "--output", str(run), *SMALL]) == 0
     assert (run / "samples" / "step-2.png").is_file()
-    assert main(["depth-report", "--run", str(run)]) == 0
+    assert main(["eval", "--checkpoint", str(run), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "AbsRel" in out and "delta < 1.25" in out and "codebook usage" in out
-    result = json.loads((run / "report" / "metrics.json").read_text())
-    # robust normalization: 2 float32 statistics beside the tokens, which the baseline gets too
-    assert result["bits_per_sample"] == 512 and result["side_info_bits"] == 64
-    assert result["baseline"]["bits_per_sample"] == 576
-    assert set(result["metrics"]) == {"tokenizer", "grid"} and 0 < 1 - result["valid_pixels"] < 0.5  # holes, masked
-    assert 0 <= result["metrics"]["tokenizer"]["abs_rel"] < 10
-    assert (run / "report" / "depth_val.png").read_bytes()[:4] == b"\x89PNG"
+    assert "abs_rel" in out and "delta1" in out and "grid (" in out and "codebook usage" in out
+    cols = json.loads((run / "eval-val" / "metrics.json").read_text())["columns"]
+    # robust normalization: 2 float32 statistics beside the tokens count in the rate, which the baseline gets too
+    assert cols["tokenizer"]["bits_per_sample"] == 512 + 64 and cols["grid"]["bits_per_sample"] <= 576
+    assert set(cols["tokenizer"]["metrics"]) == set(cols["grid"]["metrics"]) >= {"abs_rel", "rmse", "log_rmse", "delta1"}
+    assert 0 <= cols["tokenizer"]["metrics"]["abs_rel"] < 10
+    assert (run / "eval-val" / "samples-tokenizer.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run / "eval-val" / "samples-grid.png").is_file()
 
 
 def test_per_image_statistics_survive_the_token_store(tmp_path):

@@ -1,5 +1,5 @@
-"""The main job in miniature: train the quick config a few steps, then tokenize the held-out
-split, decode it, compare with the DCT codec and write the plot."""
+"""The main job in miniature: train the quick config a few steps, then `tokcore eval` on the
+held-out split beside the DCT codec, with the plot."""
 
 import json
 
@@ -19,15 +19,16 @@ def test_configs_resolve(name, tokens, capsys):
     assert "bits      240 per sample" in out
 
 
-def test_train_then_report(tmp_path, capsys):
+def test_train_then_eval(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--config", "tok-gaze:quick", "--output", str(run), "data.num_clips=24",
                  "train.steps=2", "train.batch_size=8", "train.log_every=1"]) == 0
     assert (run / "samples" / "step-2.png").is_file()
-    assert main(["gaze-report", "--run", str(run)]) == 0
+    assert main(["eval", "--checkpoint", str(run), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "error (normalized units)" in out and "error (deg visual angle)" in out and "codebook usage" in out
-    result = json.loads((run / "report" / "metrics.json").read_text())
-    assert result["bits_per_clip"] == 240 and result["dct"]["bits_per_clip"] <= 240
-    assert set(result["metrics"]) == {"tokenizer", "dct"}
-    assert (run / "report" / "gaze_val.png").read_bytes()[:4] == b"\x89PNG"
+    assert "error_deg" in out and "DCT (" in out and "codebook usage" in out
+    cols = json.loads((run / "eval-val" / "metrics.json").read_text())["columns"]
+    assert cols["tokenizer"]["bits_per_sample"] == 240 and cols["dct"]["bits_per_sample"] <= 240
+    assert cols["tokenizer"]["bits_per_frame"] == 4  # 240 bits over 60 frames
+    assert {"error", "error_deg"} == set(cols["tokenizer"]["metrics"]) == set(cols["dct"]["metrics"])
+    assert (run / "eval-val" / "samples.png").read_bytes()[:4] == b"\x89PNG"

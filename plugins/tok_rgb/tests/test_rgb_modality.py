@@ -4,8 +4,7 @@ import torch
 from tokcore import InputError, registry
 from tokcore.testing import contract_test
 
-# core's contract kit has no check for baselines yet (tests/test_rgb_baselines.py covers them)
-test_contract = contract_test(dist="tok-rgb", kinds=[k for k in registry.KINDS if k != "baseline"])
+test_contract = contract_test(dist="tok-rgb")
 
 
 def test_normalization_maps_0_255_to_minus1_1_and_back():

@@ -185,19 +185,24 @@ IMAGE_FEATURES = {"fid": FIDFeatures, "fd_vgg16": VGG16FDFeatures}
 VIDEO_FEATURES = {"fvd": FVDFeatures}
 
 
-def build_extractors(kinds: Mapping[str, type[NetworkFeatures]], weights: Mapping[str, Path],
+def build_extractors(kinds: Mapping[str, type[NetworkFeatures]], weights: Mapping[str, Path | None],
                      value_range: Sequence[float] | None, modality: str) -> dict[str, FeatureExtractor]:
-    """The extractors of `kinds` named in `weights`; for images also `fd_vgg16` from the LPIPS
-    VGG16 file when it is installed (it is on disk anyway). A name this modality has no
-    network for is an InputError."""
+    """The extractors of `kinds` named in `weights` (opt-in: a CPU evaluation should not pay
+    for a network nobody asked for). `fd_vgg16` without a file uses the LPIPS VGG16 file
+    found on disk. A name this modality has no network for, or one without a file, is an
+    InputError."""
     unknown = sorted(set(weights) - set(kinds))
     if unknown:
         raise InputError(f"--features {unknown[0]}: the {modality} modality has feature networks "
                          f"{', '.join(sorted(kinds))}")
     files = dict(weights)
-    if "fd_vgg16" in kinds and "fd_vgg16" not in files:
+    if "fd_vgg16" in files and files["fd_vgg16"] is None:
         from tok_rgb.weights import find_lpips_weights, lpips_weights_available
 
-        if lpips_weights_available("vgg"):
-            files["fd_vgg16"] = find_lpips_weights("vgg")
+        if not lpips_weights_available("vgg"):
+            raise InputError(f"--features fd_vgg16: {VGG_FILE} is not installed; give its file (fd_vgg16=FILE)")
+        files["fd_vgg16"] = find_lpips_weights("vgg")
+    missing = sorted(name for name, file in files.items() if file is None)
+    if missing:
+        raise InputError(f"--features {missing[0]}: give the network's weight file ({missing[0]}=FILE)")
     return {name: kinds[name](Path(file), value_range) for name, file in sorted(files.items())}

@@ -1,6 +1,6 @@
 """The embedded photos (whole photos held out, deterministic crops) and the quick config's
-report in miniature: train a few steps, tokenize and decode the held-out crops, compare with
-JPEG and bicubic, write the picture grid."""
+evaluation in miniature: train a few steps, then `tokcore eval` on the held-out crops beside
+JPEG and bicubic, with the picture grid."""
 
 import json
 
@@ -67,20 +67,23 @@ def test_quick_config_resolves(capsys):
     assert "grid (4, 4) = 16 per sample" in out and "codebook 16777216" in out
 
 
-def test_train_then_report(tmp_path, capsys):
+def test_train_then_eval(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--config", "tok-rgb:quick", "--output", str(run), "data.crops_per_photo=4",
                  "train.steps=2", "train.batch_size=4", "train.log_every=1"]) == 0
-    assert main(["rgb-report", "--run", str(run)]) == 0
+    assert main(["eval", "--checkpoint", str(run), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "8 val crops of 32x32 (chelsea, coffee)" in out and "JPEG q=" in out and "bicubic 1/8" in out
-    result = json.loads((run / "report" / "metrics.json").read_text())
-    m = result["metrics"]
-    assert result["bits_per_image"] == 384 and m["tokenizer"]["bpp"] == pytest.approx(384 / 1024)
-    assert m["jpeg"]["bpp"] >= m["tokenizer"]["bpp"] and m["bicubic"]["bpp"] == pytest.approx(24 / 64)
-    assert all(0 < v["psnr"] < 60 and -1 <= v["ssim"] <= 1 for v in m.values())
-    grid = run / "report" / "rgb_val.png"
+    assert "8 samples of split 'val'" in out and "bicubic (" in out
+    # a 32x32 JPEG cannot be coded in 384 bits: no row at the tokenizer's rate, points above it
+    assert "jpeg: no setting fits the tokenizer's 384 bits per sample" in out
+    cols = json.loads((run / "eval-val" / "metrics.json").read_text())["columns"]
+    tok = cols["tokenizer"]
+    assert tok["bits_per_sample"] == 384 and tok["bits_per_pixel"] == pytest.approx(384 / 1024)
+    assert "jpeg" not in cols and cols["jpeg@4x"]["bits_per_sample"] <= 4 * 384
+    assert cols["bicubic"]["bits_per_sample"] == 24 * 16  # 1/8: 4x4 pixels
+    assert all(0 < c["metrics"]["psnr"] < 60 and -1 <= c["metrics"]["ssim"] <= 1
+               for c in (cols["tokenizer"], cols["jpeg@4x"], cols["bicubic"]))
     from PIL import Image
 
-    with Image.open(grid) as im:  # 4 columns of 128 px tiles, 8 rows
-        assert im.size == (4 * (128 + 4) + 4, 16 + 8 * (128 + 4) + 4)
+    with Image.open(run / "eval-val" / "samples.png") as im:  # input | tokenizer | jpeg | bicubic, 8 rows
+        assert im.size[0] > im.size[1] / 3
