@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: install everything (scripts/setup.sh), train the quick gaze tokenizer on the
-# embedded generated clips, tokenize and decode its held-out split, print its metrics beside
-# a DCT codec with the same bits per clip, and say where the plots are.
+# embedded generated clips, evaluate its held-out split with `tokcore eval` (tokenize, decode,
+# measure) beside a DCT codec with the same bits per clip, and say where the report is.
 # CAMERA=1 bash scripts/demo.sh does the same for the camera tokenizer afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,16 +14,14 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 echo "installed in $((SECONDS - start)) s"
 run=runs/demo-gaze
 rm -rf "$run"
-job() {  # train, tokenize the held-out split, decode it, report against the DCT codec
-  local cfg=$1 run=$2 report=$3
+job() {  # train, then evaluate the held-out split (tokenize, decode, measure beside the DCT codec)
+  local cfg=$1 run=$2
   rm -rf "$run"
   tokcore train --config "$cfg" --output "$run"
-  tokcore tokenize --checkpoint "$run" --output "$run/roundtrip-val/tokens" data.split=val
-  tokcore decode --checkpoint "$run" --tokens "$run/roundtrip-val/tokens" --output "$run/roundtrip-val/decoded"
-  tokcore "$report" --run "$run"
+  tokcore eval --checkpoint "$run" --quiet
 }
-job tok-gaze:quick "$run" gaze-report
+job tok-gaze:quick "$run"
 if [ "${CAMERA:-0}" = 1 ]; then
-  job tok-camera:quick runs/demo-camera camera-report
+  job tok-camera:quick runs/demo-camera
 fi
-echo "training samples: $run/samples/   tokens: $run/roundtrip-val/   report: $run/report/   total $((SECONDS - start)) s"
+echo "training samples: $run/samples/   tokens and report: $run/eval-val/   total $((SECONDS - start)) s"

@@ -65,8 +65,8 @@ WALKS = {"tokcore": 1, "seed": 0,
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory) -> Path:
     """What the docs assume by the time their Python runs: walks.npy (made by the command in
-    docs/training.md), runs/walks-fsq, and the demo's run with its held-out token store (and
-    tokens/gaze), trained on tiny settings."""
+    docs/training.md), runs/walks-fsq, and the demo's run with its evaluation (and its held-out
+    token store) and tokens/gaze, trained on tiny settings."""
     pytest.importorskip("tok_gaze")
     root = tmp_path_factory.mktemp("docs")
     make = [line for line in blocks(ROOT / "docs/training.md", "bash")[0].splitlines() if "walks.npy" in line]
@@ -81,8 +81,7 @@ def sandbox(tmp_path_factory) -> Path:
             Path(f"{name}.yaml").write_text(yaml.safe_dump(cfg))
             assert main(["train", "--config", f"{name}.yaml", "--output", f"runs/{name}"]) == 0
         quiet = ["--workers", "0", "--quiet"]
-        assert main(["tokenize", "--checkpoint", DEMO_RUN, "--output", f"{DEMO_RUN}/roundtrip-val/tokens",
-                     "data.split=val", *quiet]) == 0
+        assert main(["eval", "--checkpoint", DEMO_RUN, "--quiet"]) == 0  # the held-out store: eval-val/tokens
         assert main(["tokenize", "--checkpoint", DEMO_RUN, "--output", "tokens/gaze", *quiet]) == 0
     finally:
         os.chdir(cwd)
