@@ -70,6 +70,9 @@ _EXPORTS: dict[str, str] = {
     "load_tokenizer": "tokcore.run:load_tokenizer",
     "TokenStore": "tokcore.tokens.store:TokenStore",
     "load_config": "tokcore.config:load",
+    # importers (entry-point group tokcore.importers): a tokenizer released elsewhere, as a run directory
+    "Importer": "tokcore.run.importing:Importer",
+    "Imported": "tokcore.run.importing:Imported",
     # held-out reports (`tokcore gaze-report`, ...): the whole pipeline, codebook statistics, baselines
     "report_inputs": "tokcore.tokens.roundtrip:report_inputs",
     "ReportInputs": "tokcore.tokens.roundtrip:ReportInputs",
@@ -124,6 +127,7 @@ if TYPE_CHECKING:
     from tokcore.registry.hooks import register_report_command
     from tokcore.registry.hookspecs import hookimpl
     from tokcore.run import load_tokenizer
+    from tokcore.run.importing import Imported, Importer
     from tokcore.runtime.arrays import load_array
     from tokcore.runtime.io import (
         atomic_directory,

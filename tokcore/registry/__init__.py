@@ -36,7 +36,7 @@ from tokcore.registry.catalog import FIRST_PARTY, RENAMED
 from tokcore.registry.names import did_you_mean
 
 CORE_DIST = "tokcore"
-KINDS = ("encoder", "quantizer", "decoder", "loss", "trainer", "dataset", "modality")
+KINDS = ("encoder", "quantizer", "decoder", "loss", "trainer", "dataset", "modality", "importer")
 HOOK_GROUP = "tokcore.plugins"
 LOCAL_DIST = "<local>"  # provider name of components registered in-process
 
@@ -49,6 +49,7 @@ _INTERFACES = {
     "trainer": "tokcore.interfaces:Trainer",
     "dataset": "tokcore.interfaces.data:Dataset",
     "modality": "tokcore.interfaces.modality:Modality",
+    "importer": "tokcore.run.importing:Importer",
 }
 
 
