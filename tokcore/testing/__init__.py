@@ -336,7 +336,27 @@ def _check_trainer(what: str, kind: str, name: str) -> None:
     other.load_state_dict(trainer.state_dict(), strict=True)
 
 
+def _check_importer(what: str, kind: str, name: str) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from tokcore.errors import TokcoreError
+    from tokcore.run.importing import Importer
+
+    importer = build_example(kind, name)
+    _require(isinstance(importer, Importer), what, "is not a tokcore Importer")
+    with tempfile.TemporaryDirectory() as empty:  # nothing to read: an error that says so, not a crash
+        try:
+            importer.read(Path(empty))
+        except TokcoreError:
+            return
+        except Exception as err:
+            _require(False, what, f"an empty folder raised {type(err).__name__} ({err}), not a TokcoreError")
+        _require(False, what, "reading an empty folder gave a result; it must raise a TokcoreError")
+
+
 _CHECKS: dict[str, Callable[[str, str, str], None]] = {
+    "importer": _check_importer,
     "encoder": _check_encoder,
     "decoder": _check_decoder,
     "quantizer": _check_quantizer,

@@ -175,8 +175,7 @@ class CosmosDecoder(Decoder):
             quantizer's dim)."""
 
     __doc__ += _DOC_ARGS
-    example_config = {**CosmosEncoder.example_config}
-    del example_config["embedding_dim"]
+    example_config = {**{k: v for k, v in CosmosEncoder.example_config.items() if k != "embedding_dim"}, "in_dim": 4}
 
     def __init__(self, in_dim: int | None = None, out_channels: int = 3, channels: int = 128,
                  channels_mult: list[int] = (2, 4, 4), num_res_blocks: int = 2, attn_resolutions: list[int] = (32,),
