@@ -278,7 +278,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     # `variant=DV8x16x16` is the importer's own parameter; a dotted key overrides the config
     params = parse_overrides([a for a in args.settings if "." not in a.partition("=")[0]]).data
     overrides = [a for a in args.settings if "." in a.partition("=")[0]]
-    path, imported = import_run(args.name, args.source, args.output, params, overrides)
+    path, imported = import_run(args.name, args.source, args.output, params, overrides, config=args.config)
     for note in imported.notes:
         print(note)
     print(f"imported {args.source} ({len(imported.weights)} tensors) as {imported.config}: {path}")
@@ -372,6 +372,7 @@ def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the importer (tokcore list importers)")
     p.add_argument("source", help="the released file or folder")
     p.add_argument("--output", required=True, metavar="DIR", help="the run directory to write")
+    p.add_argument("--config", metavar="FILE", help="another config of the same model (default: the importer's)")
     p.add_argument("settings", nargs="*", metavar="key=value",
                    help="importer parameters (variant=...) and, with a dotted key, config overrides")
 

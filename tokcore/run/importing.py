@@ -65,9 +65,11 @@ class Importer(ABC):
 
 
 def import_run(name: str, source: str | Path, output: str | Path, params: Mapping[str, Any] | None = None,
-               overrides: Sequence[str] = ()) -> tuple[Path, Imported]:
+               overrides: Sequence[str] = (), config: str | None = None) -> tuple[Path, Imported]:
     """Import the tokenizer at `source` with importer `name` into the run directory `output`
-    (which must not hold checkpoints yet); returns the checkpoint directory and what was read."""
+    (which must not hold checkpoints yet); returns the checkpoint directory and what was read.
+    `config` replaces the importer's config with another of the same model (a pipeline's own
+    settings, such as `tok-rgb:vimpac-128` for DALL-E's dVAE on video)."""
     from tokcore import registry
     from tokcore.config import dump
     from tokcore.config.spec import RunSpec
@@ -84,6 +86,8 @@ def import_run(name: str, source: str | Path, output: str | Path, params: Mappin
     importer = registry.build("importer", {"name": name, **(params or {})})
     imported = importer.read(source)
     settings = [f"{key}={json.dumps(value)}" for key, value in imported.settings.items()]
+    if config is not None:
+        imported.config = config
     spec = RunSpec.load(imported.config, [*settings, *overrides])
     spec.require("model", purpose="importing")
     modality = spec.modality.config() if spec.modality is not None else None

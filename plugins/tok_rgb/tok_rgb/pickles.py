@@ -18,6 +18,7 @@ imported or called.
 from __future__ import annotations
 
 import pickletools
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -89,7 +90,7 @@ class _Persistent:
 
 
 _NUMPY_RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
-_KNOWN = {("collections", "OrderedDict"), ("numpy", "ndarray"), ("numpy", "dtype"), ("torch", "device"),
+_KNOWN = {("collections", "OrderedDict"), ("__builtin__", "set"), ("builtins", "set"), ("numpy", "ndarray"), ("numpy", "dtype"), ("torch", "device"),
           ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter")}
 
 _PUSH_ARG = {"SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "SHORT_BINBYTES", "BINBYTES", "BININT", "BININT1",
@@ -135,6 +136,8 @@ def read_pickle(data: bytes, *, file: str | Path, what: str,
             return _Array()
         if key == ("numpy", "dtype"):
             return _DType(str(args[0]))
+        if key in (("__builtin__", "set"), ("builtins", "set")):
+            return set(*args)
         if key == ("torch", "device"):
             return str(args[0])
         if key == ("torch._utils", "_rebuild_tensor_v2"):
@@ -241,6 +244,37 @@ def read_pickle(data: bytes, *, file: str | Path, what: str,
     if len(stack) != 1:
         raise refuse("the pickle does not describe one object")
     return _finish(stack[0])
+
+
+def read_torch_zip(file: str | Path, *, what: str, classes: Callable[[str, str], bool]) -> Any:
+    """The object of a file in torch's zip format (`torch.save` since torch 1.6, and TorchScript
+    archives): `<name>/data.pkl` read by `read_pickle`, its tensors cut from the
+    `<name>/data/<key>` storage records. InputError naming the file when it is not such a zip
+    (torch's older tar format included), is truncated, or holds anything `read_pickle` refuses."""
+    try:
+        archive = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise InputError(f"{file}: not a zip archive of torch's format ({err}); the file is truncated, or saved by "
+                         f"torch older than 1.6 (re-save it with a current torch), or not a {what}") from None
+    with archive:
+        data = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+        if len(data) != 1:
+            raise InputError(f"{file}: no data.pkl in the archive; not a {what}")
+        prefix = data[0][: -len("data.pkl")]
+
+        def storage(key: str, dtype: torch.dtype) -> torch.Tensor:
+            try:
+                raw = archive.read(f"{prefix}data/{key}")
+            except (KeyError, zipfile.BadZipFile, OSError) as err:
+                raise InputError(f"{file}: tensor storage '{key}' is missing or damaged ({err}); "
+                                 "the file is truncated") from None
+            return torch.frombuffer(bytearray(raw), dtype=dtype) if raw else torch.empty(0, dtype=dtype)
+
+        try:
+            pickled = archive.read(data[0])
+        except (zipfile.BadZipFile, OSError) as err:
+            raise InputError(f"{file}: data.pkl is damaged ({err}); the file is truncated") from None
+        return read_pickle(pickled, file=file, what=what, storage=storage, classes=classes)
 
 
 def _finish(node: Any) -> Any:

@@ -17,13 +17,12 @@ the tensors' shapes, so a checkpoint of another size loads into a model of its o
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tok_rgb.pickles import module_tensors, read_pickle
+from tok_rgb.pickles import module_tensors, read_torch_zip
 from tokcore.api import ConfigError, Imported, Importer, InputError
 
 # variant -> (temporal, spatial compression) and the shipped config of its model
@@ -93,31 +92,7 @@ def read_jit_tensors(file: Path) -> dict[str, torch.Tensor]:
     """The tensors of a TorchScript archive's module tree by dotted name, read without
     running (or reading) its code."""
     what = "Cosmos TorchScript archive"
-    try:
-        archive = zipfile.ZipFile(file)
-    except (zipfile.BadZipFile, OSError) as err:
-        raise InputError(f"{file}: not a TorchScript archive ({err}); the file is truncated or not a .jit") from None
-    with archive:
-        names = archive.namelist()
-        data = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
-        if len(data) != 1:
-            raise InputError(f"{file}: no data.pkl in the archive; not a TorchScript archive")
-        prefix = data[0][: -len("data.pkl")]
-
-        def storage(key: str, dtype: torch.dtype) -> torch.Tensor:
-            try:
-                raw = archive.read(f"{prefix}data/{key}")
-            except (KeyError, zipfile.BadZipFile, OSError) as err:
-                raise InputError(f"{file}: tensor storage '{key}' is missing or damaged ({err}); "
-                                 "the file is truncated") from None
-            return torch.frombuffer(bytearray(raw), dtype=dtype) if raw else torch.empty(0, dtype=dtype)
-
-        try:
-            pickled = archive.read(data[0])
-        except (zipfile.BadZipFile, OSError) as err:
-            raise InputError(f"{file}: data.pkl is damaged ({err}); the file is truncated") from None
-        root = read_pickle(pickled, file=file, what=what, storage=storage,
-                           classes=lambda module, name: module.startswith("__torch__."))
+    root = read_torch_zip(file, what=what, classes=lambda module, name: module.startswith("__torch__."))
     return module_tensors(root, file=file, what=what)
 
 

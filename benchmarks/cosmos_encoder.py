@@ -1,0 +1,112 @@
+"""tokcore's Cosmos encoder against NVIDIA's reference, scripted to TorchScript as Cosmos releases
+it, on the same clip and the same weights, on CPU, in one run; and the peak memory of coding a
+long clip whole against coding it in temporal windows.
+
+    pip install einops loguru        # the reference's light dependencies
+    python benchmarks/cosmos_encoder.py /path/to/Cosmos-Tokenizer [--size 128] [--frames 17] [--repeats 3]
+
+The reference is NVIDIA's `CausalDiscreteVideoTokenizer` at the DV4x8x8 architecture (channels 128,
+multipliers [2, 4, 4], 2 residual blocks, patch 4) with random weights, its `encoder_jit()` traced
+(`torch.jit.trace`, as the released encoder.jit is) and frozen in memory; tokcore's `cosmos`
+encoder and `cosmos_fsq` take the same weights. Both run in float32 with the same threads
+(OMP_NUM_THREADS, default 2). Prints seconds per clip, the ratio (reference / tokcore, > 1 means
+tokcore is faster), that the indices agree, and the peak resident memory of a child process that
+encodes a --long-frames clip whole and one that encodes it in windows of 17 frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+ARCH = dict(channels=128, channels_mult=[2, 4, 4], num_res_blocks=2, attn_resolutions=[32], resolution=1024,
+            z_channels=16, spatial_compression=8, temporal_compression=4, patch_size=4)
+
+
+def ours(state: dict, window: int | None):
+    from tok_rgb.cosmos.fsq import CosmosFSQ
+    from tok_rgb.cosmos.networks import CosmosEncoder
+
+    enc = CosmosEncoder(**ARCH, embedding_dim=6, window=window).eval()
+    enc.load_state_dict({**{k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")},
+                         **{k: v for k, v in state.items() if k.startswith("quant_conv.")}})
+    return enc, CosmosFSQ()
+
+
+def seconds(fn, repeats: int) -> float:
+    fn()  # warm up (TorchScript optimizes on its first runs)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_memory_child(frames: int, size: int, window: int | None) -> float:
+    """Peak RSS (MiB) of a fresh process that encodes one random clip."""
+    code = (f"import torch, resource, sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
+            f"from cosmos_encoder import fresh_state, ours; torch.manual_seed(0); "
+            f"enc, q = ours(fresh_state(), {window!r}); "
+            f"x = torch.rand(1, 3, {frames}, {size}, {size}) * 2 - 1; "
+            f"torch.no_grad().__enter__(); q(enc(x)); "
+            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def fresh_state() -> dict:
+    """Random weights of tokcore's own encoder in the reference's names (for the memory runs)."""
+    from tok_rgb.cosmos.networks import CosmosEncoder
+
+    enc = CosmosEncoder(**ARCH, embedding_dim=6, window=None)
+    state = {}
+    for k, v in enc.state_dict().items():
+        state[("" if k.startswith("quant_conv.") else "encoder.") + k] = v
+    return state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reference", help="a checkout of github.com/NVIDIA/Cosmos-Tokenizer")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--frames", type=int, default=17)
+    parser.add_argument("--long-frames", type=int, default=65)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    sys.path.insert(0, args.reference)
+    from cosmos_tokenizer.networks.configs import discrete_video
+    from cosmos_tokenizer.networks.discrete_video import CausalDiscreteVideoTokenizer
+
+    torch.manual_seed(0)
+    model = CausalDiscreteVideoTokenizer(**{**discrete_video, **ARCH}).to(dtype=torch.float32).eval()
+    x = torch.rand(1, 3, args.frames, args.size, args.size) * 2 - 1
+    with torch.no_grad():
+        reference = torch.jit.freeze(torch.jit.trace(model.encoder_jit().eval(), x))
+        enc, fsq = ours(model.state_dict(), window=None)
+        ref_idx = reference(x)[0]
+        our_idx = fsq(enc(x)).indices
+        t_ref = seconds(lambda: reference(x), args.repeats)
+        t_ours = seconds(lambda: fsq(enc(x)), args.repeats)
+    agree = (ref_idx.long() == our_idx).float().mean().item()
+    print(f"clip (1, 3, {args.frames}, {args.size}, {args.size}), {torch.get_num_threads()} threads, float32")
+    print(f"reference encoder.jit (traced, frozen): {t_ref:.3f} s")
+    print(f"tokcore cosmos encoder + cosmos_fsq:    {t_ours:.3f} s")
+    print(f"ratio reference / tokcore: {t_ref / t_ours:.2f}x; indices agree on {agree:.4%} of positions")
+    whole = peak_memory_child(args.long_frames, args.size, None)
+    windowed = peak_memory_child(args.long_frames, args.size, 17)
+    short = peak_memory_child(17, args.size, None)
+    print(f"peak RSS encoding {args.long_frames} frames whole: {whole:.0f} MiB; in windows of 17: {windowed:.0f} MiB; "
+          f"17 frames whole: {short:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
