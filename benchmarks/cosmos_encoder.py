@@ -7,7 +7,7 @@ long clip whole against coding it in temporal windows.
 
 The reference is NVIDIA's `CausalDiscreteVideoTokenizer` at the DV4x8x8 architecture (channels 128,
 multipliers [2, 4, 4], 2 residual blocks, patch 4) with random weights, its `encoder_jit()` traced
-(`torch.jit.trace`, as the released encoder.jit is) and frozen in memory; tokcore's `cosmos`
+(`torch.jit.trace`, as the released encoder.jit is) in memory; tokcore's `cosmos`
 encoder and `cosmos_fsq` take the same weights. Both run in float32 with the same threads
 (OMP_NUM_THREADS, default 2). Prints seconds per clip, the ratio (reference / tokcore, > 1 means
 tokcore is faster), that the indices agree, and the peak resident memory of a child process that
@@ -40,14 +40,17 @@ def ours(state: dict, window: int | None):
     return enc, CosmosFSQ()
 
 
-def seconds(fn, repeats: int) -> float:
-    fn()  # warm up (TorchScript optimizes on its first runs)
-    times = []
+def seconds(fns: list, repeats: int) -> list[float]:
+    """Median seconds of each function, run in turns so that both see the same machine load."""
+    for fn in fns:
+        fn()  # warm up (TorchScript profiles and optimizes on its first runs)
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, out in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 def peak_memory_child(frames: int, size: int, window: int | None) -> float:
@@ -90,15 +93,14 @@ def main() -> None:
     model = CausalDiscreteVideoTokenizer(**{**discrete_video, **ARCH}).to(dtype=torch.float32).eval()
     x = torch.rand(1, 3, args.frames, args.size, args.size) * 2 - 1
     with torch.no_grad():
-        reference = torch.jit.freeze(torch.jit.trace(model.encoder_jit().eval(), x))
+        reference = torch.jit.trace(model.encoder_jit().eval(), x)  # what torch.jit.load of encoder.jit gives
         enc, fsq = ours(model.state_dict(), window=None)
         ref_idx = reference(x)[0]
         our_idx = fsq(enc(x)).indices
-        t_ref = seconds(lambda: reference(x), args.repeats)
-        t_ours = seconds(lambda: fsq(enc(x)), args.repeats)
+        t_ref, t_ours = seconds([lambda: reference(x), lambda: fsq(enc(x))], args.repeats)
     agree = (ref_idx.long() == our_idx).float().mean().item()
     print(f"clip (1, 3, {args.frames}, {args.size}, {args.size}), {torch.get_num_threads()} threads, float32")
-    print(f"reference encoder.jit (traced, frozen): {t_ref:.3f} s")
+    print(f"reference encoder.jit (traced):       {t_ref:.3f} s")
     print(f"tokcore cosmos encoder + cosmos_fsq:    {t_ours:.3f} s")
     print(f"ratio reference / tokcore: {t_ref / t_ours:.2f}x; indices agree on {agree:.4%} of positions")
     whole = peak_memory_child(args.long_frames, args.size, None)
