@@ -3,7 +3,7 @@ it, on the same clip and the same weights, on CPU, in one run; and the peak memo
 long clip whole against coding it in temporal windows.
 
     pip install einops loguru        # the reference's light dependencies
-    python benchmarks/cosmos_encoder.py /path/to/Cosmos-Tokenizer [--size 128] [--frames 17] [--repeats 3]
+    python benchmarks/cosmos_encoder.py /path/to/Cosmos-Tokenizer [--size 64] [--frames 17] [--repeats 5]
 
 The reference is NVIDIA's `CausalDiscreteVideoTokenizer` at the DV4x8x8 architecture (channels 128,
 multipliers [2, 4, 4], 2 residual blocks, patch 4) with random weights, its `encoder_jit()` traced
@@ -11,7 +11,7 @@ multipliers [2, 4, 4], 2 residual blocks, patch 4) with random weights, its `enc
 encoder and `cosmos_fsq` take the same weights. Both run in float32 with the same threads
 (OMP_NUM_THREADS, default 2). Prints seconds per clip, the ratio (reference / tokcore, > 1 means
 tokcore is faster), that the indices agree, and the peak resident memory of a child process that
-encodes a --long-frames clip whole and one that encodes it in windows of 17 frames.
+encodes a --long-frames clip whole, in windows of 17 frames, and a 17-frame clip.
 """
 
 from __future__ import annotations
@@ -53,16 +53,19 @@ def seconds(fns: list, repeats: int) -> list[float]:
     return [statistics.median(t) for t in times]
 
 
-def peak_memory_child(frames: int, size: int, window: int | None) -> float:
-    """Peak RSS (MiB) of a fresh process that encodes one random clip."""
+def peak_memory_child(frames: int, size: int, window: int | None) -> tuple[float, float]:
+    """(peak RSS once the model and clip exist, peak RSS after encoding), MiB, of a fresh
+    process that encodes one random clip: the difference is what encoding adds."""
     code = (f"import torch, resource, sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
             f"from cosmos_encoder import fresh_state, ours; torch.manual_seed(0); "
             f"enc, q = ours(fresh_state(), {window!r}); "
             f"x = torch.rand(1, 3, {frames}, {size}, {size}) * 2 - 1; "
+            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); "
             f"torch.no_grad().__enter__(); q(enc(x)); "
             f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024
+    before, after = (int(v) / 1024 for v in out.stdout.strip().splitlines()[-2:])
+    return before, after
 
 
 def fresh_state() -> dict:
@@ -82,6 +85,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--frames", type=int, default=17)
     parser.add_argument("--long-frames", type=int, default=65)
+    parser.add_argument("--memory-size", type=int, default=128, help="frame size of the memory runs")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -103,11 +107,11 @@ def main() -> None:
     print(f"reference encoder.jit (traced):       {t_ref:.3f} s")
     print(f"tokcore cosmos encoder + cosmos_fsq:    {t_ours:.3f} s")
     print(f"ratio reference / tokcore: {t_ref / t_ours:.2f}x; indices agree on {agree:.4%} of positions")
-    whole = peak_memory_child(args.long_frames, args.size, None)
-    windowed = peak_memory_child(args.long_frames, args.size, 17)
-    short = peak_memory_child(17, args.size, None)
-    print(f"peak RSS encoding {args.long_frames} frames whole: {whole:.0f} MiB; in windows of 17: {windowed:.0f} MiB; "
-          f"17 frames whole: {short:.0f} MiB")
+    for frames, window in ((args.long_frames, None), (args.long_frames, 17), (17, None), (17, 17)):
+        before, after = peak_memory_child(frames, args.memory_size, window)
+        how = "whole" if window is None else f"in windows of {window}"
+        print(f"{frames} frames of {args.memory_size}x{args.memory_size} {how}: peak RSS {after:.0f} MiB, "
+              f"{after - before:.0f} MiB above the model and clip")
 
 
 if __name__ == "__main__":

@@ -123,7 +123,8 @@ class DalleEncoder(DiscreteEncoder):
         return Tokens(indices=indices.reshape(*lead, *indices.shape[1:]))
 
     def token_grid(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        *time, h, w = input_shape[1:]
+        """The grid of `input_shape` (C, [T,] H, W); of the example input when it is ()."""
+        *time, h, w = input_shape[1:] if input_shape else self.example_input(1).shape[1:]
         return (*time, h // 8, w // 8)
 
     def example_input(self, batch_size: int = 2) -> Tensor:
