@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -53,18 +52,47 @@ def seconds(fns: list, repeats: int) -> list[float]:
     return [statistics.median(t) for t in times]
 
 
+def rss_mib() -> float:
+    """The resident memory of this process now (not its peak), MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def encode_memory(frames: int, size: int, window: int | None) -> tuple[float, float]:
+    """(resident MiB before encoding, highest resident MiB while encoding), sampled every 5 ms,
+    of one random clip; freed memory is returned to the system first, so the difference is what
+    encoding holds at its peak. Run in a fresh process (`peak_memory_child`)."""
+    import ctypes
+    import gc
+    import threading
+
+    torch.manual_seed(0)
+    enc, q = ours(fresh_state(), window)
+    x = torch.rand(1, 3, frames, size, size) * 2 - 1
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    before = peak = rss_mib()
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.005):
+            peak = max(peak, rss_mib())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    with torch.no_grad():
+        q(enc(x))
+    done.set()
+    sampler.join()
+    return before, max(peak, rss_mib())
+
+
 def peak_memory_child(frames: int, size: int, window: int | None) -> tuple[float, float]:
-    """(peak RSS once the model and clip exist, peak RSS after encoding), MiB, of a fresh
-    process that encodes one random clip: the difference is what encoding adds."""
-    code = (f"import torch, resource, sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
-            f"from cosmos_encoder import fresh_state, ours; torch.manual_seed(0); "
-            f"enc, q = ours(fresh_state(), {window!r}); "
-            f"x = torch.rand(1, 3, {frames}, {size}, {size}) * 2 - 1; "
-            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); "
-            f"torch.no_grad().__enter__(); q(enc(x)); "
-            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); from cosmos_encoder import encode_memory; "
+            f"print(*encode_memory({frames}, {size}, {window!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    before, after = (int(v) / 1024 for v in out.stdout.strip().splitlines()[-2:])
+    before, after = (float(v) for v in out.stdout.strip().splitlines()[-1].split())
     return before, after
 
 
@@ -110,8 +138,8 @@ def main() -> None:
     for frames, window in ((args.long_frames, None), (args.long_frames, 17), (17, None), (17, 17)):
         before, after = peak_memory_child(frames, args.memory_size, window)
         how = "whole" if window is None else f"in windows of {window}"
-        print(f"{frames} frames of {args.memory_size}x{args.memory_size} {how}: peak RSS {after:.0f} MiB, "
-              f"{after - before:.0f} MiB above the model and clip")
+        print(f"{frames} frames of {args.memory_size}x{args.memory_size} {how}: {after - before:.0f} MiB held at the "
+              f"peak of encoding (resident {before:.0f} -> {after:.0f} MiB)")
 
 
 if __name__ == "__main__":

@@ -124,7 +124,8 @@ class DalleEncoder(DiscreteEncoder):
 
     def token_grid(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The grid of `input_shape` (C, [T,] H, W); of the example input when it is ()."""
-        *time, h, w = input_shape[1:] if input_shape else self.example_input(1).shape[1:]
+        shape = tuple(input_shape) or tuple(self.example_input(1).shape[1:])
+        *time, h, w = shape[1:]
         return (*time, h // 8, w // 8)
 
     def example_input(self, batch_size: int = 2) -> Tensor:
