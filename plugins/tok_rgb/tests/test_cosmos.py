@@ -2,7 +2,6 @@
 make_cosmos_fixture.py) gives the reference's tokens and reconstructions; clips of any length,
 temporal windows, the safe reader, and one-line errors for bad archives."""
 
-import io
 import pickle
 import shutil
 import zipfile
@@ -11,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-
-import tokcore
 from tok_rgb.cosmos.haar import haar_patch, haar_unpatch
 from tok_rgb.cosmos.importer import read_jit_tensors
+
+import tokcore
 from tokcore.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cosmos"

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from tok_rgb.dalle.importer import read_dalle_pickle
 
 import tokcore
-from tok_rgb.dalle.importer import read_dalle_pickle
 from tokcore.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dalle"

@@ -11,6 +11,7 @@ significant (Cosmos's `_basis`).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -27,7 +28,7 @@ class CosmosFSQ(Quantizer):
             tokenizers project to that width in the encoder). Default: `len(levels)`.
         eps: the widening of the tanh bound (Cosmos: 1e-3)."""
 
-    example_config = {"levels": [8, 5, 5, 5]}
+    example_config: ClassVar[dict] = {"levels": [8, 5, 5, 5]}
 
     def __init__(self, levels: list[int] = (8, 8, 8, 5, 5, 5), dim: int | None = None, eps: float = 1e-3):
         super().__init__()

@@ -13,7 +13,7 @@ memory is bounded by one window; the latents of the windows follow each other in
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -99,9 +99,10 @@ class CosmosEncoder(Encoder):
         embedding_dim: width of the latents it emits (the FSQ's number of levels)."""
 
     __doc__ += _DOC_ARGS
-    example_config = {"channels": 8, "channels_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [4],
-                      "resolution": 16, "z_channels": 4, "embedding_dim": 4, "patch_size": 2,
-                      "spatial_compression": 4, "temporal_compression": 2, "window": None}
+    example_config: ClassVar[dict] = {
+        "channels": 8, "channels_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [4], "resolution": 16,
+        "z_channels": 4, "embedding_dim": 4, "patch_size": 2, "spatial_compression": 4, "temporal_compression": 2,
+        "window": None}
 
     def __init__(self, in_channels: int = 3, channels: int = 128, channels_mult: list[int] = (2, 4, 4),
                  num_res_blocks: int = 2, attn_resolutions: list[int] = (32,), resolution: int = 1024,
@@ -176,7 +177,8 @@ class CosmosDecoder(Decoder):
             quantizer's dim)."""
 
     __doc__ += _DOC_ARGS
-    example_config = {**{k: v for k, v in CosmosEncoder.example_config.items() if k != "embedding_dim"}, "in_dim": 4}
+    example_config: ClassVar[dict] = {
+        **{k: v for k, v in CosmosEncoder.example_config.items() if k != "embedding_dim"}, "in_dim": 4}
 
     def __init__(self, in_dim: int | None = None, out_channels: int = 3, channels: int = 128,
                  channels_mult: list[int] = (2, 4, 4), num_res_blocks: int = 2, attn_resolutions: list[int] = (32,),

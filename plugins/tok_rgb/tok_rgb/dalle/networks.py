@@ -13,7 +13,7 @@ the 8192-wide logits of a long clip are never held at once.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -83,7 +83,7 @@ class DalleEncoder(DiscreteEncoder):
         vocab_size: number of codes (DALL-E: 8192).
         chunk: frames encoded at once (bounds the memory of the logits)."""
 
-    example_config = {"n_hid": 8, "n_blk_per_group": 1, "vocab_size": 32}
+    example_config: ClassVar[dict] = {"n_hid": 8, "n_blk_per_group": 1, "vocab_size": 32}
 
     def __init__(self, n_hid: int = 256, n_blk_per_group: int = 2, input_channels: int = 3, vocab_size: int = 8192,
                  chunk: int = 16):
@@ -146,7 +146,7 @@ class DalleDecoder(DiscreteDecoder):
         vocab_size: number of codes (DALL-E: 8192).
         chunk: frames decoded at once."""
 
-    example_config = {"n_init": 8, "n_hid": 8, "n_blk_per_group": 1, "vocab_size": 32}
+    example_config: ClassVar[dict] = {"n_init": 8, "n_hid": 8, "n_blk_per_group": 1, "vocab_size": 32}
 
     def __init__(self, n_init: int = 128, n_hid: int = 256, n_blk_per_group: int = 2, output_channels: int = 3,
                  vocab_size: int = 8192, chunk: int = 16):

@@ -71,8 +71,8 @@ class FourMImporter(Importer):
         size = int(config.get("image_size", 224))
         return Imported(config=CONFIG, weights=weights, files={k: str(weights_file) for k in weights},
                         settings=settings, input_shape=(3, size, size),
-                        notes=[f"4M VQ-VAE: {config.get('enc_type')}/{config.get('dec_type')}, "
-                               f"{config.get('codebook_size')} codes, undo_std={bool(config.get('undo_std'))}"])
+                        notes=[(f"4M VQ-VAE: {config.get('enc_type')}/{config.get('dec_type')}, "
+                                f"{config.get('codebook_size')} codes, undo_std={bool(config.get('undo_std'))}")])
 
     def _settings(self, config: dict[str, Any], weights: dict[str, torch.Tensor], file: Path) -> dict[str, Any]:
         def heads(kind: str) -> int:

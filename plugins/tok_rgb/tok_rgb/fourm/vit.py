@@ -12,7 +12,7 @@ blocks on the pixels (`out_conv`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -132,7 +132,7 @@ class FourMViTEncoder(_Trunk, Encoder):
         latent_dim: width of the latents it emits (4M: 32)."""
 
     __doc__ += _ARGS
-    example_config = {**_TINY, "latent_dim": 4, "post_mlp": True}
+    example_config: ClassVar[dict] = {**_TINY, "latent_dim": 4, "post_mlp": True}
 
     def __init__(self, in_channels: int = 3, latent_dim: int = 32, image_size: int = 224, patch_size: int = 16,
                  dim_tokens: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
@@ -171,7 +171,7 @@ class FourMViTDecoder(_Trunk, Decoder):
         out_conv: two ConvNeXt blocks after unpatchifying (against patch artifacts)."""
 
     __doc__ += _ARGS
-    example_config = {**_TINY, "in_dim": 4, "post_mlp": True, "out_conv": True}
+    example_config: ClassVar[dict] = {**_TINY, "in_dim": 4, "post_mlp": True, "out_conv": True}
 
     def __init__(self, in_dim: int | None = None, out_channels: int = 3, image_size: int = 224, patch_size: int = 16,
                  dim_tokens: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
