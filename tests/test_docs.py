@@ -30,7 +30,8 @@ def runs_used(text: str) -> set[str]:
 
 
 def runs_trained(text: str) -> set[str]:
-    return {m for line in text.splitlines() if "tokcore train" in line
+    """Runs a doc makes: trained, or imported (`tokcore import` writes a run directory too)."""
+    return {m for line in text.splitlines() if "tokcore train" in line or "tokcore import" in line
             for m in re.findall(r"--output (runs/[\w.-]+)", line)}
 
 

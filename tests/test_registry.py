@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_kinds_accept_singular_and_plural():
-    assert tokcore.registry.kinds() == ("encoder", "quantizer", "decoder", "loss", "trainer", "dataset", "modality", "baseline")
+    assert tokcore.registry.kinds() == ("encoder", "quantizer", "decoder", "loss", "trainer", "dataset", "modality",
+                                       "baseline", "importer")
     assert registry.normalize_kind("quantizers") == "quantizer"
     assert registry.normalize_kind("losses") == "loss"
     assert registry.normalize_kind("Modalities") == "modality"

@@ -74,6 +74,9 @@ _EXPORTS: dict[str, str] = {
     "load_tokenizer": "tokcore.run:load_tokenizer",
     "TokenStore": "tokcore.tokens.store:TokenStore",
     "load_config": "tokcore.config:load",
+    # importers (entry-point group tokcore.importers): a tokenizer released elsewhere, as a run directory
+    "Importer": "tokcore.run.importing:Importer",
+    "Imported": "tokcore.run.importing:Imported",
     # a split through the whole pipeline (tokenize, then decode), and codebook statistics
     "roundtrip": "tokcore.tokens.roundtrip:roundtrip",
     "Roundtrip": "tokcore.tokens.roundtrip:Roundtrip",
@@ -129,6 +132,7 @@ if TYPE_CHECKING:
     from tokcore.metrics.codecs import DCTCodec
     from tokcore.registry.hookspecs import hookimpl
     from tokcore.run import load_tokenizer
+    from tokcore.run.importing import Imported, Importer
     from tokcore.runtime.arrays import load_array
     from tokcore.runtime.io import (
         atomic_directory,

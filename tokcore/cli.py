@@ -25,8 +25,20 @@ class UsageError(TokcoreError):
 
 
 class _Parser(argparse.ArgumentParser):
+    intermixed = False  # a command whose key=value arguments may follow its options
+    _parsing = False
+
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
         raise UsageError(f"{message} (see: {self.prog} --help)")
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        if not self.intermixed or self._parsing:
+            return super().parse_known_args(args, namespace)
+        self._parsing = True  # the intermixed parse calls back here for its two passes
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
 
 
 def _print_table(rows: list[list[str]]) -> None:
@@ -270,6 +282,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from tokcore.config import parse_overrides
+    from tokcore.run.importing import import_run
+
+    # `variant=DV8x16x16` is the importer's own parameter; a dotted key overrides the config
+    params = parse_overrides([a for a in args.settings if "." not in a.partition("=")[0]]).data
+    overrides = [a for a in args.settings if "." in a.partition("=")[0]]
+    path, imported = import_run(args.name, args.source, args.output, params, overrides, config=args.config)
+    for note in imported.notes:
+        print(note)
+    print(f"imported {args.source} ({len(imported.weights)} tensors) as {imported.config}: {path}")
+    return 0
+
+
 # commands that are gone, and what does their job now (one line, exit 2, instead of argparse's list)
 REPLACED = {f"{m}-report": "tokcore eval --checkpoint RUN" for m in ("gaze", "camera", "depth", "rgb")}
 
@@ -374,6 +400,15 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="torch threads per process")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+@_builtin("import", cmd_import, "a pretrained tokenizer released elsewhere (Cosmos, DALL-E, ...) as a run directory")
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.intermixed = True  # type: ignore[attr-defined]  # `import NAME SOURCE --output DIR key=value`
+    p.add_argument("name", help="the importer (tokcore list importers)")
+    p.add_argument("source", help="the released file or folder")
+    p.add_argument("--output", required=True, metavar="DIR", help="the run directory to write")
+    p.add_argument("--config", metavar="FILE", help="another config of the same model (default: the importer's)")
+    p.add_argument("settings", nargs="*", metavar="key=value",
+                   help="importer parameters (variant=...) and, with a dotted key, config overrides")
 
 
 def build_parser(with_plugins: bool) -> argparse.ArgumentParser:

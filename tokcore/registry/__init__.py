@@ -36,7 +36,7 @@ from tokcore.registry.catalog import FIRST_PARTY, RENAMED
 from tokcore.registry.names import did_you_mean
 
 CORE_DIST = "tokcore"
-KINDS = ("encoder", "quantizer", "decoder", "loss", "trainer", "dataset", "modality", "baseline")
+KINDS = ("encoder", "quantizer", "decoder", "loss", "trainer", "dataset", "modality", "baseline", "importer")
 HOOK_GROUP = "tokcore.plugins"
 LOCAL_DIST = "<local>"  # provider name of components registered in-process
 
@@ -50,6 +50,7 @@ _INTERFACES = {
     "dataset": "tokcore.interfaces.data:Dataset",
     "modality": "tokcore.interfaces.modality:Modality",
     "baseline": "tokcore.interfaces.evaluation:Baseline",
+    "importer": "tokcore.run.importing:Importer",
 }
 
 

@@ -376,13 +376,33 @@ def _check_baseline(what: str, kind: str, name: str) -> None:
     _require(coded_any, what, "codes none of the registered modalities (applies_to is False for all)")
 
 
+def _check_importer(what: str, kind: str, name: str) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from tokcore.errors import TokcoreError
+    from tokcore.run.importing import Importer
+
+    importer = build_example(kind, name)
+    _require(isinstance(importer, Importer), what, "is not a tokcore Importer")
+    with tempfile.TemporaryDirectory() as empty:  # nothing to read: an error that says so, not a crash
+        try:
+            importer.read(Path(empty))
+        except TokcoreError:
+            return
+        except Exception as err:
+            _require(False, what, f"an empty folder raised {type(err).__name__} ({err}), not a TokcoreError")
+        _require(False, what, "reading an empty folder gave a result; it must raise a TokcoreError")
+
+
 _CHECKS: dict[str, Callable[[str, str, str], None]] = {
     "encoder": _check_encoder,
-    "baseline": _check_baseline,
     "decoder": _check_decoder,
     "quantizer": _check_quantizer,
     "loss": _check_loss,
     "modality": _check_modality,
     "dataset": _check_dataset,
     "trainer": _check_trainer,
+    "baseline": _check_baseline,
+    "importer": _check_importer,
 }

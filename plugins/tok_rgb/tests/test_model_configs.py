@@ -38,14 +38,33 @@ def test_4m_rgb_is_a_vit_b16_vq_of_16k_codes_giving_14x14_tokens_at_224px():
     assert model.encoder.token_grid((3, 256, 256)) == (16, 16)
 
 
-def test_dv4x8x8_codes_17_frames_as_5x_h8_x_w8_and_a_picture_as_one_frame():
-    cfg = resolved("dv4x8x8")
+@pytest.mark.parametrize("name, grid", [("dv4x8x8", [5, 32, 32]), ("dv8x8x8", [3, 32, 32]), ("dv8x16x16", [3, 16, 16])])
+def test_cosmos_dv_configs_code_17_frames_and_a_picture_as_one_frame(name, grid):
+    cfg = resolved(name)
     model = build(cfg, (3, 17, 256, 256), meta=True)
     info = model.info()
-    assert info["token_grid"] == [5, 32, 32] and info["codebook_size"] == 8 * 8 * 8 * 5 * 5 * 5
-    assert model.encoder.token_grid((3, 1, 256, 256)) == (1, 32, 32)
+    assert cfg["model"]["encoder"]["name"] == "cosmos" and cfg["model"]["quantizer"]["name"] == "cosmos_fsq"
+    assert info["token_grid"] == grid and info["codebook_size"] == 8 * 8 * 8 * 5 * 5 * 5
+    assert model.encoder.token_grid((3, 1, 256, 256)) == (1, *grid[1:])
     assert cfg["trainer"]["name"] == "vqgan"
     assert registry.build("trainer", cfg["trainer"]).disc_start == 50000
+
+
+def test_4m_vqvae_is_vit_b16_at_224_with_imagenet_statistics():
+    cfg = resolved("4m-vqvae")
+    model = build(cfg, (3, 224, 224), meta=True)
+    info = model.info()
+    assert info["token_grid"] == [14, 14] and info["codebook_size"] == 16384 and info["latent_dim"] == 32
+    assert 85e6 < info["parameters"]["encoder"] < 87e6  # ViT-B/16
+    assert info["modality"]["mean"] == [123.675, 116.28, 103.53]
+
+
+def test_dalle_is_openais_dvae_8192_codes_at_one_eighth():
+    model = build(resolved("dalle"), (3, 256, 256), meta=True)
+    info = model.info()
+    assert info["token_grid"] == [32, 32] and info["codebook_size"] == 8192
+    video = build(resolved("vimpac-256"), (3, 8, 256, 256), meta=True)
+    assert video.info()["token_grid"] == [8, 32, 32]
 
 
 def test_video_quick_builds_and_round_trips_images_and_clips():
@@ -60,7 +79,8 @@ def test_video_quick_builds_and_round_trips_images_and_clips():
     assert model.encode(clip[:, :, :1]).indices.shape == (1, 1, 8, 8)
 
 
-@pytest.mark.parametrize("name", ["4m-rgb", "dv4x8x8", "video-quick"])
+@pytest.mark.parametrize("name", ["4m-rgb", "4m-vqvae", "dv4x8x8", "dv8x8x8", "dv8x16x16", "dalle", "vimpac-128",
+                                  "vimpac-256", "video-quick"])
 def test_every_config_resolves_through_the_cli(name, capsys):
     from tokcore.cli import main
 

@@ -248,7 +248,8 @@ class VideoFiles(Dataset):
     Args:
         path: a video file, or a folder searched recursively for videos (mp4, avi, mkv, mov,
             webm, m4v, mpg, mpeg, ogv).
-        clip_length: frames per clip.
+        clip_length: frames per clip; null makes each whole video one sample, keyed by its
+            name alone (VIMPAC's video2token keys: the path without its suffix).
         clip_stride: frames between the starts of consecutive clips (default: clip_length).
         fps: frames per second to sample at (nearest earlier source frame); null keeps each
             video's own rate.
@@ -278,7 +279,7 @@ class VideoFiles(Dataset):
             write_mp4(root / f"clip{i}.mp4", rng.integers(0, 256, (12, 24, 32, 3), dtype=np.uint8), 10.0)
         return {"path": str(root), "clip_length": 4, "val_fraction": 0.5, "size": 16, "crop_size": 16}
 
-    def __init__(self, path: str, clip_length: int = 16, clip_stride: int | None = None, fps: float | None = None,
+    def __init__(self, path: str, clip_length: int | None = 16, clip_stride: int | None = None, fps: float | None = None,
                  split: Split = "train", val_fraction: float = 0.1, split_seed: int = 0, size: int | None = None,
                  crop_size: int | list[int] | None = None, crop: Crop = "center", flip: Flip = "none",
                  seed: int = 0, max_clips_per_video: int | None = None,
@@ -290,7 +291,7 @@ class VideoFiles(Dataset):
         if fps is not None and not fps > 0:
             raise ConfigError(f"must be positive or null, got {fps}", key="fps")
         self.views = ViewSpec(size, crop_size, crop, flip)
-        self.seed, self.fps = seed, fps
+        self.seed, self.fps, self.whole = seed, fps, clip_length is None
         if backend == "decord":
             import_decord()  # fail at build time, not at the first clip
         self.read = read_frames_decord if backend == "decord" else read_frames
@@ -305,14 +306,14 @@ class VideoFiles(Dataset):
             self.clips += self._index(files[i], names[i], clip_length, clip_stride or clip_length,
                                       max_clips_per_video)
 
-    def _index(self, file: Path, name: str, length: int, stride: int,
+    def _index(self, file: Path, name: str, length: int | None, stride: int | None,
                most: int | None) -> list[tuple[Path, str, VideoInfo | None, int, int]]:
         try:
             info = probe(file)
         except Exception:  # unreadable: one sample, which fails when loaded
             return [(file, name, None, 0, 0)]
         total = info.count_at(self.fps)
-        if total <= length:
+        if length is None or total <= length:
             return [(file, name, info, 0, total)]
         starts = list(range(0, total - length + 1, stride))
         if most is not None and len(starts) > most:
@@ -324,7 +325,7 @@ class VideoFiles(Dataset):
 
     def key(self, index: int) -> str:
         _, name, info, start, end = self.clips[index]
-        return name if info is None else f"{name}/{start}-{end}"
+        return name if info is None or self.whole else f"{name}/{start}-{end}"
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         file, _, info, start, end = self.clips[index]

