@@ -134,7 +134,6 @@ class ControlNetDecoder(Decoder):
         self.sampler, self.sampling_steps, self.seed = sampler, sampling_steps, seed
         self.unet, self.vae = parts.unet, parts.vae
         self.vae_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        self.unet_factor = 2 ** (len(self.unet.config.block_out_channels) - 1)
         if downsample % self.vae_factor:
             raise ConfigError(f"downsample {downsample} must be a multiple of the VAE's factor {self.vae_factor}",
                               key="downsample")
@@ -187,9 +186,6 @@ class ControlNetDecoder(Decoder):
             raise ValueError(f"controlnet decoder: a {h}x{w} token grid decodes {h * self.downsample}x"
                              f"{w * self.downsample} images, i.e. {h * self.downsample // self.vae_factor}x"
                              f"{w * self.downsample // self.vae_factor} VAE latents, got {height}x{width}")
-        if height % self.unet_factor or width % self.unet_factor:
-            raise ValueError(f"controlnet decoder: the {height}x{width} latent grid must be a multiple of the "
-                             f"UNet's factor {self.unet_factor}; change downsample or the image size")
         if drop is not None:
             z = torch.where(drop.reshape(-1, 1, 1, 1), torch.zeros_like(z), z)
         cond = F.interpolate(z.permute(0, 3, 1, 2), size=(height, width), mode="nearest").to(noisy.dtype)
