@@ -163,6 +163,9 @@ def test_the_trainer_needs_a_frozen_tokenizer(folder):
     with pytest.raises(ConfigError, match=r"train.freeze: \[encoder, quantizer\]"):
         trainer.training_step(tok, {"input": x}, 0)
     tok.encoder.requires_grad_(False)
+    with pytest.raises(ConfigError, match="train.freeze"):  # an unfrozen quantizer's codebook could still move
+        trainer.training_step(tok, {"input": x}, 0)
+    tok.encoder.eval(), tok.quantizer.eval()
     out = trainer.training_step(tok, {"input": x}, 0)
     out.loss.backward()
     assert all(p.grad is None for p in [*tok.encoder.parameters(), *tok.decoder.unet.parameters(),
@@ -270,3 +273,9 @@ def test_sd15_sizes_on_the_meta_device(tmp_path):
     trunk = count(dec.controlnet) - count(dec.adapter)
     assert trunk == count(reference) - count(reference.controlnet_cond_embedding)
     assert dec.prompt_embeds.shape == (1, 77, 768)
+
+
+def test_dry_run_takes_a_step_with_the_tokenizer_frozen(folder, capsys):
+    assert main(["train", "--config", "tok-rgb:controlnet-quick", f"model.decoder.pipeline={folder}", *PHOTOS,
+                 "--dry-run"]) == 0
+    assert "decoder   controlnet" in capsys.readouterr().out

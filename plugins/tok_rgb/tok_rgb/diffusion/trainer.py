@@ -57,7 +57,9 @@ class DiffusionTrainer(Trainer):
                               f"controlnet), not {type(decoder).__name__}", key="trainer.name")
         cond: dict[str, Any] = {}
         if isinstance(decoder, ControlNetDecoder):
-            if any(p.requires_grad for part in (tok.encoder, tok.quantizer) for p in part.parameters()):
+            # frozen as train.freeze leaves a part: no gradients, and in eval mode (an EMA codebook would move)
+            parts = (tok.encoder, tok.quantizer)
+            if any(part.training or any(p.requires_grad for p in part.parameters()) for part in parts):
                 raise ConfigError("a controlnet decoder trains on the tokens of a trained tokenizer: set "
                                   "train.init_from to a tok-rgb run and train.freeze: [encoder, quantizer]",
                                   key="train.freeze")
