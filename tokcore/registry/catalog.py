@@ -14,6 +14,7 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("dataset", "video_files"): "tok-rgb",
     ("dataset", "text_corpus"): "tok-text",
     ("dataset", "text_files"): "tok-text",
+    ("decoder", "controlnet"): "tok-rgb",
     ("decoder", "divae"): "tok-rgb",
     ("dataset", "skimage_photos"): "tok-rgb",
     ("decoder", "triplane"): "tok-coordtok",
