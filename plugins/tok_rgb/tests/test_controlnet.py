@@ -279,3 +279,9 @@ def test_dry_run_takes_a_step_with_the_tokenizer_frozen(folder, capsys):
     assert main(["train", "--config", "tok-rgb:controlnet-quick", f"model.decoder.pipeline={folder}", *PHOTOS,
                  "--dry-run"]) == 0
     assert "decoder   controlnet" in capsys.readouterr().out
+
+
+def test_decode_options_must_be_decoder_keys(tmp_path, capsys):
+    code = main(["decode", "--checkpoint", str(tmp_path), "--tokens", str(tmp_path), "--output", str(tmp_path / "o"),
+                 "seed=1"])
+    assert code == 2 and "'seed=1' is not decoder.KEY=VALUE" in capsys.readouterr().err
