@@ -266,7 +266,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     _device_option(args.device)
 
     n, files = decode_store(args.checkpoint, args.tokens, args.output, batch_size=args.batch_size,
-                            limit=args.limit, device=args.device)
+                            limit=args.limit, device=args.device, options=_decode_options(args.options))
     print(f"decoded {n} samples into {args.output} ({files} files)")
     return 0
 
@@ -294,6 +294,20 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(note)
     print(f"imported {args.source} ({len(imported.weights)} tensors) as {imported.config}: {path}")
     return 0
+
+
+def _decode_options(pairs: list[str]) -> dict:
+    """`decoder.KEY=VALUE` arguments as {KEY: value}, values parsed as YAML scalars."""
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.startswith("decoder.") or "." in key[len("decoder."):] or key == "decoder.":
+            raise ConfigError(f"'{pair}' is not decoder.KEY=VALUE (a sampling option of the decoder, e.g. "
+                              "decoder.seed=1)", key="decode")
+        options[key[len("decoder."):]] = yaml.safe_load(value)
+    return options
 
 
 # commands that are gone, and what does their job now (one line, exit 2, instead of argparse's list)
@@ -378,6 +392,8 @@ def _decode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("options", nargs="*", metavar="decoder.key=value",
+                   help="sampling options of the decoder (a diffusion decoder's seed, steps, guidance_scale, ...)")
 
 
 @_builtin("eval", cmd_eval, "measure a tokenizer on a split beside other tokenizers and baseline codecs")

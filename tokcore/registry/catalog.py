@@ -18,6 +18,7 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("dataset", "video_files"): "tok-rgb",
     ("dataset", "text_corpus"): "tok-text",
     ("dataset", "text_files"): "tok-text",
+    ("decoder", "controlnet"): "tok-rgb",
     ("decoder", "divae"): "tok-rgb",
     ("decoder", "cosmos"): "tok-rgb",
     ("encoder", "cosmos"): "tok-rgb",

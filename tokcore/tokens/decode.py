@@ -3,23 +3,27 @@ made it (checked by the hash of its weights)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from tokcore.errors import TokcoreError
+from tokcore.errors import ConfigError, TokcoreError
 from tokcore.runtime.io import atomic_write_text
 from tokcore.runtime.paths import output_folder
 from tokcore.tokens.store import TokenStore, key_path
 
 
 def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path, *, batch_size: int = 64,
-                 limit: int | None = None, device: str = "auto") -> tuple[int, int]:
+                 limit: int | None = None, device: str = "auto", options: dict[str, Any] | None = None) -> tuple[int, int]:
     """Decode every sample of the store (or the first `limit`) and write it with the
     modality's `write_decoded` at `output/<key>` (plus suffix), undoing a per-sample
-    normalization with the side information in the samples' metadata. Returns (samples, files)."""
+    normalization with the side information in the samples' metadata. `options` are keyword
+    arguments of the decoder's sampling (a diffusion decoder's `seed`, `steps`, ...), checked
+    against its `forward`. Returns (samples, files)."""
     from tokcore.interfaces import Tokens
     from tokcore.run import Checkpoint, load_tokenizer
     from tokcore.runtime.device import resolve_device
@@ -32,6 +36,8 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
         raise TokcoreError(f"{tokens} was made by another tokenizer ({store.manifest['checkpoint']}); decode it "
                            "with that checkpoint")
     tok = load_tokenizer(ckpt.path, device=resolve_device(device))
+    options = dict(options or {})
+    check_options(tok.decoder, options)
     write = tok.modality.write_decoded
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -49,7 +55,7 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
             else:
                 t = Tokens(latents=torch.from_numpy(arr.astype(np.float32)))
             t.side = stored_side([store.meta(k) for k in chunk])
-            raw = tok.decode(t)
+            raw = tok.decode(t, **options)
             for k, x in zip(chunk, raw.cpu() if isinstance(raw, torch.Tensor) else raw):
                 written = write(x, out / key_path(k), store.meta(k))
                 files += len(written)
@@ -73,3 +79,15 @@ def stored_side(metas: list[dict]) -> dict[str, torch.Tensor] | None:
         raise TokcoreError(f"some samples of the store lack the '{SIDE_KEY}' metadata that decoding needs; "
                            "tokenize them again")
     return {k: torch.tensor([s[k] for s in sides], dtype=torch.float32) for k in sides[0]}
+
+
+def check_options(decoder: torch.nn.Module, options: dict[str, Any]) -> None:
+    """A ConfigError naming the option when `decoder.forward` takes no such keyword-only
+    argument (its sampling options: `seed`, `steps`, ...)."""
+    accepted = sorted(name for name, p in inspect.signature(decoder.forward).parameters.items()
+                      if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "generator")
+    for name in options:
+        if name not in accepted:
+            took = f"it takes {', '.join(f'decoder.{a}' for a in accepted)}" if accepted else "it takes none"
+            raise ConfigError(f"the decoder ({type(decoder).__name__}) has no decoding option '{name}'; {took}",
+                              key=f"decoder.{name}")

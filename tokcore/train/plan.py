@@ -32,7 +32,10 @@ def dry_run(spec: RunSpec, nproc: int = 1) -> str:
     if batch["input"] is None:
         raise InputError(f"no sample of the first batch can be used: {batch['failed'][0]['error']}")
     t0 = time.perf_counter()
-    out = parts.trainer.training_step(model.train(), batch, 0)
+    model.train()
+    for part in s.freeze:  # as the loop does: frozen parts take no gradient and stay in eval mode
+        getattr(model, part).requires_grad_(False).eval()
+    out = parts.trainer.training_step(model, batch, 0)
     out.loss.backward()
     seconds = time.perf_counter() - t0
 

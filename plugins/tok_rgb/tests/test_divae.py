@@ -205,7 +205,7 @@ def test_trainer_refuses_a_decoder_that_is_not_diffusion():
              "decoder": {"name": "conv2d", "in_dim": 4, "out_channels": 3, **TINY_CONV}}
     trainer = registry.build("trainer", {"name": "diffusion"})
     trainer.loss = registry.build("loss", {"name": "reconstruction"})
-    with pytest.raises(ConfigError, match="needs a diffusion decoder \\(model.decoder.name: divae\\)"):
+    with pytest.raises(ConfigError, match="needs a diffusion decoder \\(model.decoder.name: divae or controlnet\\)"):
         trainer.training_step(build_tokenizer(model), {"input": images(2, 32)}, 0)
 
 

@@ -9,14 +9,13 @@ output is unfolded back to pixels. Training feeds a noisy image and its timestep
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tok_rgb.diffusion.schedule import PREDICTIONS, Prediction, ddim_sample
+from tok_rgb.diffusion.schedule import PREDICTIONS, Prediction, ddim_sample, seeded_noise
 from tokcore.api import ConfigError, Decoder, require_dim
 from tokcore.nn.shapes import check_layout, divide
 
@@ -140,6 +139,10 @@ class DiVAEDecoder(Decoder):
         out = self.unet(torch.cat([x, cond], dim=1), timesteps).sample
         return F.pixel_shuffle(out, self.patch_size)
 
+    def diffusion_input(self, x: Tensor, grid: tuple[int, ...]) -> Tensor:
+        """What the diffusion process noises in training: the normalized images themselves."""
+        return x
+
     # -- decoding -----------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, z: Tensor, steps: int | None = None, generator: torch.Generator | None = None,
@@ -152,22 +155,10 @@ class DiVAEDecoder(Decoder):
             raise ValueError(f"divae decoder: steps must be in 1..{self.num_train_timesteps}, got {steps}")
         _, h, w, _ = z.shape
         shape = (self.out_channels, h * self.downsample, w * self.downsample)
-        noise = self._noise(z, shape, generator, self.seed if seed is None else seed)
+        noise = seeded_noise(z, shape, generator, self.seed if seed is None else seed)
         # a fresh scheduler per call: set_timesteps changes its state
         scheduler = type(self.scheduler).from_config(self.scheduler.config)
         return ddim_sample(lambda x, t: self.denoise(x, t, z), scheduler, noise, steps)
-
-    @staticmethod
-    def _noise(z: Tensor, shape: tuple[int, ...], generator: torch.Generator | None, seed: int) -> Tensor:
-        if generator is not None:
-            return torch.randn((z.shape[0], *shape), generator=generator, device=generator.device).to(z.device)
-        noise = []
-        for latents in z:
-            digest = hashlib.blake2b(latents.detach().float().cpu().numpy().tobytes(), digest_size=8,
-                                     key=str(seed).encode()).digest()
-            g = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
-            noise.append(torch.randn(shape, generator=g))
-        return torch.stack(noise).to(z.device)
 
     # -- Decoder interface ----------------------------------------------------------------------
     def forward(self, z: Tensor, noisy: Tensor | None = None, timesteps: Tensor | None = None, *,

@@ -17,8 +17,10 @@ from diffusers' `DDIMScheduler` unchanged.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Callable, Literal
 
+import torch
 from torch import Tensor
 
 Prediction = Literal["epsilon", "v_prediction", "sample"]
@@ -72,3 +74,18 @@ def ddim_sample(denoise: Callable[[Tensor, Tensor], Tensor], scheduler, noise: T
         out = denoise(x, t.expand(x.shape[0]))
         x = scheduler.step(out.float(), t, x, eta=0.0).prev_sample
     return x
+
+
+def seeded_noise(z: Tensor, shape: tuple[int, ...], generator: torch.Generator | None, seed: int) -> Tensor:
+    """Starting noise `(B, *shape)` for conditions `z` `(B, ...)`: from `generator` if given,
+    else each sample's from `seed` and its own condition, so a sample gets the same noise in
+    any batch, batch size or process."""
+    if generator is not None:
+        return torch.randn((z.shape[0], *shape), generator=generator, device=generator.device).to(z.device)
+    noise = []
+    for cond in z:
+        digest = hashlib.blake2b(cond.detach().float().cpu().numpy().tobytes(), digest_size=8,
+                                 key=str(seed).encode()).digest()
+        g = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+        noise.append(torch.randn(shape, generator=g))
+    return torch.stack(noise).to(z.device)
