@@ -12,8 +12,9 @@ tok-rgb's `perceptual` (L2 + LPIPS) applies: the config names it (`loss: {name:
 perceptual}`, `requires: [tok-rgb]`).
 
 Both add the quantizer's auxiliary losses (none for the default `identity` bottleneck). The
-random draws use torch's generator on the batch's device, which the shared loop saves and
-restores with every checkpoint, so a resumed run draws the same patches.
+draws come from a generator of their own, seeded by (`seed`, step, rank, micro-batch): a
+resumed run draws the same patches as one that never stopped, whatever else consumed torch's
+global generator in between (a DataLoader draws its seed from it each epoch).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Literal, Mapping
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from tokcore.api import ConfigError, StepOutput, Trainer
@@ -35,18 +37,28 @@ class CoordTokTrainer(Trainer):
         patches_per_clip: patches decoded per clip in step 1 (K).
         frames_per_clip: temporal slabs (patch_t frames each) decoded whole per clip in step 2.
         quantizer_weight: factor on the sum of the quantizer's auxiliary losses.
+        seed: seed of the patch and frame draws.
     """
 
     example_config = {"patches_per_clip": 16}
 
     def __init__(self, sample: Literal["patches", "frames"] = "patches", patches_per_clip: int = 1024,
-                 frames_per_clip: int = 4, quantizer_weight: float = 1.0):
+                 frames_per_clip: int = 4, quantizer_weight: float = 1.0, seed: int = 0):
         super().__init__()
         for key, value in (("patches_per_clip", patches_per_clip), ("frames_per_clip", frames_per_clip)):
             if value < 1:
                 raise ConfigError(f"must be at least 1, got {value}", key=key)
         self.sample, self.patches_per_clip, self.frames_per_clip = sample, patches_per_clip, frames_per_clip
-        self.quantizer_weight = quantizer_weight
+        self.quantizer_weight, self.seed = quantizer_weight, seed
+        self._step, self._draws = -1, 0  # micro-batches drawn for so far in this step
+
+    def generator(self, step: int) -> torch.Generator:
+        """The generator of this micro-batch's draws, a function of (seed, step, rank, micro-batch)."""
+        if step != self._step:
+            self._step, self._draws = step, 0
+        self._draws += 1
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        return torch.Generator().manual_seed(((self.seed * 1_000_003 + step) * 4099 + rank) * 257 + self._draws)
 
     def training_step(self, model: nn.Module, batch: Mapping[str, Any], step: int,
                       optimizer: str = "model") -> StepOutput:
@@ -55,13 +67,15 @@ class CoordTokTrainer(Trainer):
         pt, p, c = decoder.patch_t, decoder.patch, decoder.out_channels
         b = x.shape[0]
         grid = (x.shape[2] // pt, *decoder.grid[1:])  # a clip shorter than the model's: its own slabs only
+        g = self.generator(step)
         if self.sample == "patches":
-            index = random_patches(b, grid, self.patches_per_clip, device=x.device)
+            index = random_patches(b, grid, self.patches_per_clip, generator=g)
         else:
             if self.frames_per_clip > grid[0]:
                 raise ConfigError(f"{self.frames_per_clip} slabs of {pt} frame(s) asked of clips of {x.shape[2]} "
                                   "frames; lower it or use longer clips", key="trainer.frames_per_clip")
-            _, index = random_slabs(b, grid, self.frames_per_clip, device=x.device)
+            _, index = random_slabs(b, grid, self.frames_per_clip, generator=g)
+        index = index.to(x.device)
         out = model(x, patches=index)  # through the (DDP) model: one forward, gradients synchronized
         pred, target = out.recon, gather_patches(x, index, pt, p)
         valid = None if mask is None else gather_patches(mask.expand_as(x).to(x.dtype), index, pt, p) > 0.5
