@@ -141,3 +141,11 @@ def test_step2_hands_the_loss_whole_frames_of_the_clip():
     assert pred.shape == target.shape == (2, 5, 48)
     assert any(torch.equal(target[0, 0], p) for p in gather_patches(x, torch.cartesian_prod(
         torch.arange(8), torch.arange(4), torch.arange(4))[None].expand(2, -1, -1), 1, 4)[0])
+
+
+def test_two_processes_train_through_ddp(videos, tmp_path):
+    run = tmp_path / "ddp"
+    assert main(["train", "--config", "tok-coordtok:quick", f"data.path={videos}", *TINY, "train.steps=3",
+                 "train.batch_size=2", "--nproc", "2", "--output", str(run)]) == 0
+    assert (run / "checkpoints" / "step-3" / "model.safetensors").is_file()
+    assert all(np.isfinite(losses(run)))
