@@ -115,8 +115,9 @@ def measure(model: str, frames: int, size: int, batch: int, steps: int, k: int) 
 
 def decoder_split(frames: int, size: int, batch: int, steps: int, k: int) -> float:
     """Median seconds of CoordTok's decoder forward + backward inside a full step."""
-    from tokcore import registry
     from tok_coordtok.patches import gather_patches, random_patches
+
+    from tokcore import registry
 
     torch.manual_seed(0)
     tok = coordtok_model(frames, size, k)

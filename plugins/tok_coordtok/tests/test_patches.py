@@ -1,9 +1,14 @@
 """Patches of a clip: the layout shared by the trainer's targets and the decoder's output."""
 
 import torch
-
-from tok_coordtok.patches import (all_patches, from_patches, gather_patches, random_patches, random_slabs,
-                                  to_patches)
+from tok_coordtok.patches import (
+    all_patches,
+    from_patches,
+    gather_patches,
+    random_patches,
+    random_slabs,
+    to_patches,
+)
 
 
 def test_to_and_from_patches_are_inverse():

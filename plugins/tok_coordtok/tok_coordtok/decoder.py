@@ -17,16 +17,16 @@ bound memory without changing a value: any `groups_per_pass` gives the same clip
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from tokcore.api import ConfigError, Decoder, require_dim
-from tokcore.nn.transformer import Transformer, init_weights
 from tok_coordtok.encoder import two_sides
 from tok_coordtok.patches import all_patches, from_patches, patch_grid, random_patches
 from tok_coordtok.planes import Triplane, sample_triplane
+from tokcore.api import ConfigError, Decoder, require_dim
+from tokcore.nn.transformer import Transformer, init_weights
 
 
 class TriplaneDecoder(Decoder):
@@ -50,7 +50,7 @@ class TriplaneDecoder(Decoder):
         groups_per_pass: groups decoded in one ViT pass over a whole clip (memory, not values).
     """
 
-    example_config = {"in_dim": 4, "frames": 8, "size": [16, 24], "patch_t": 2, "patch": 4, "plane_t": 4,
+    example_config: ClassVar[dict[str, Any]] = {"in_dim": 4, "frames": 8, "size": [16, 24], "patch_t": 2, "patch": 4, "plane_t": 4,
                       "plane_h": 4, "plane_w": 6, "width": 32, "depth": 1, "num_heads": 2, "query_group": 16}
     no_weight_decay: ClassVar[tuple[str, ...]] = ("pos_embed",)
 

@@ -14,17 +14,18 @@ the latents.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tokcore.api import ConfigError, Encoder
-from tokcore.nn.transformer import Transformer, init_weights
 from tok_coordtok.attention import QueryBlock
 from tok_coordtok.patches import patch_grid
 from tok_coordtok.planes import PLANES, Triplane
+from tokcore.api import ConfigError, Encoder
+from tokcore.nn.transformer import Transformer, init_weights
 
 
 def two_sides(size: int | Sequence[int], key: str) -> tuple[int, int]:
@@ -56,7 +57,7 @@ class CoordTokEncoder(Encoder):
         out_dim: channels D of a plane cell.
     """
 
-    example_config = {"frames": 8, "size": [16, 24], "patch_t": 2, "patch": 8, "width": 32, "patch_depth": 1,
+    example_config: ClassVar[dict[str, Any]] = {"frames": 8, "size": [16, 24], "patch_t": 2, "patch": 8, "width": 32, "patch_depth": 1,
                       "depth": 1, "num_heads": 2, "plane_t": 4, "plane_h": 4, "plane_w": 6, "query_patch": 2,
                       "query_patch_t": 2, "out_dim": 4}
     no_weight_decay: ClassVar[tuple[str, ...]] = ("pos_embed", "cross_pos_embed", "cls_token", "query_hw",

@@ -19,14 +19,20 @@ global generator in between (a DataLoader draws its seed from it each epoch).
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from tok_coordtok.patches import (
+    from_patches,
+    gather_patches,
+    random_patches,
+    random_slabs,
+)
 from tokcore.api import ConfigError, StepOutput, Trainer
-from tok_coordtok.patches import from_patches, gather_patches, random_patches, random_slabs
 
 
 class CoordTokTrainer(Trainer):
@@ -40,7 +46,7 @@ class CoordTokTrainer(Trainer):
         seed: seed of the patch and frame draws.
     """
 
-    example_config = {"patches_per_clip": 16}
+    example_config: ClassVar[dict[str, Any]] = {"patches_per_clip": 16}
 
     def __init__(self, sample: Literal["patches", "frames"] = "patches", patches_per_clip: int = 1024,
                  frames_per_clip: int = 4, quantizer_weight: float = 1.0, seed: int = 0):
