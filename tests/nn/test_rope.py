@@ -79,4 +79,4 @@ def test_sections_and_errors():
         MRoPE(16, sections=(1, 2, 3))
     with pytest.raises(ValueError, match="coordinates"):
         MRoPE(16).angles(torch.zeros(4, 2))
-    assert math.isclose(float(MRoPE(16).inv_freq[1]), 10000 ** (-2 / 16), rel_tol=1e-6)
+    assert math.isclose(float(MRoPE(16).inv_freq()[1]), 10000 ** (-2 / 16), rel_tol=1e-6)

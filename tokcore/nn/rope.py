@@ -51,17 +51,22 @@ class MRoPE(nn.Module):
         sections = tuple(sections) if sections is not None else default_sections(planes, axes)
         if len(sections) != axes or sum(sections) != planes or min(sections) < 0:
             raise ValueError(f"sections {sections} must give {axes} axes and sum to head_dim/2 = {planes}")
-        self.head_dim, self.axes, self.sections = head_dim, axes, sections
-        inv_freq = base ** (-torch.arange(planes, dtype=torch.float64) * 2.0 / head_dim)
-        self.register_buffer("inv_freq", inv_freq.float(), persistent=False)
-        axis_of_plane = torch.repeat_interleave(torch.arange(axes), torch.tensor(sections))
-        self.register_buffer("axis_of_plane", axis_of_plane, persistent=False)
+        self.head_dim, self.axes, self.sections, self.base = head_dim, axes, sections, base
+        # No buffers: the tables are made on the positions' device when needed, so a model
+        # built on the meta device and materialized later has nothing to restore.
+        self.axis_of_plane = [a for a, n in enumerate(sections) for _ in range(n)]
+
+    def inv_freq(self, device: torch.device | None = None) -> Tensor:
+        """The rotation frequency of each plane, `base ** (-2i / head_dim)` (fp32)."""
+        planes = torch.arange(self.head_dim // 2, dtype=torch.float64, device=device)
+        return (self.base ** (-planes * 2.0 / self.head_dim)).float()
 
     def angles(self, positions: Tensor) -> Tensor:
         """`positions` `(..., L, axes)` -> angles `(..., L, head_dim / 2)` (fp32)."""
         if positions.shape[-1] != self.axes:
             raise ValueError(f"positions have {positions.shape[-1]} coordinates, this rotary embedding {self.axes}")
-        return positions.float()[..., self.axis_of_plane] * self.inv_freq
+        axis = torch.tensor(self.axis_of_plane, device=positions.device)
+        return positions.float()[..., axis] * self.inv_freq(positions.device)
 
 
 def apply_rope(x: Tensor, angles: Tensor) -> Tensor:

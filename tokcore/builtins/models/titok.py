@@ -137,6 +137,7 @@ class TiTokEncoder(VariableLengthEncoder):
         min_tokens: the fewest latent tokens a sample is drawn with in training.""" + _ARGS_DOC
 
     example_config: ClassVar[dict] = {**_TINY, "out_dim": 5, "min_tokens": 2}
+    no_weight_decay: ClassVar[tuple[str, ...]] = ("latent_tokens",)  # learned queries, not a weight matrix
 
     def __init__(self, in_channels: int = 3, out_dim: int = 5, image_size: int = 256, frames: int | None = None,
                  patch_size: int = 16, temporal_patch_size: int = 4, max_tokens: int = 128, min_tokens: int = 1,
