@@ -19,6 +19,8 @@ class Attention(nn.Module):
     `pairs`, if given, is `(L, L)` or `(B, L, L)` boolean: True where query i may attend to
     key j (causal, block-causal and block-diagonal attention over a packed batch).
     `rope`, if given, is rotary angles `(L, head_dim/2)` or `(B, L, head_dim/2)`.
+    `cu_seqlens`, if given, marks a packed batch `(1, sum L, D)` (`tokcore.nn.varlen`): each
+    sample attends within its own block.
 
     Args:
         num_kv_heads: key/value heads (grouped-query attention); default num_heads.
@@ -40,7 +42,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, pairs: Tensor | None = None,
-                rope: Tensor | None = None) -> Tensor:
+                rope: Tensor | None = None, cu_seqlens: Tensor | None = None) -> Tensor:
         b, n, d = x.shape
         h, hkv = self.num_heads, self.num_kv_heads
         q, k, v = self.qkv(x).view(b, n, h + 2 * hkv, self.head_dim).transpose(1, 2).split([h, hkv, hkv], dim=1)
@@ -49,6 +51,12 @@ class Attention(nn.Module):
             from tokcore.nn.rope import apply_rope
 
             q, k = apply_rope(q, rope), apply_rope(k, rope)
+        if cu_seqlens is not None:
+            if mask is not None or pairs is not None:
+                raise ValueError("a packed batch (cu_seqlens) takes no mask or pairs: its blocks are its mask")
+            from tokcore.nn.varlen import varlen_attention
+
+            return self.proj(varlen_attention(q, k, v, cu_seqlens).transpose(1, 2).reshape(b, n, d))
         attn_mask = None if mask is None else mask[:, None, None, :]  # broadcast over heads, queries
         if pairs is not None:
             pairs = pairs[:, None] if pairs.dim() == 3 else pairs  # broadcast over heads
@@ -95,8 +103,8 @@ class TransformerBlock(nn.Module):
         self.mlp = MLP(dim, int(dim * mlp_ratio)) if mlp == "gelu" else GEGLU(dim, int(dim * mlp_ratio * 2 / 3))
 
     def forward(self, x: Tensor, mask: Tensor | None = None, pairs: Tensor | None = None,
-                rope: Tensor | None = None) -> Tensor:
-        x = x + self.attn(self.norm1(x), mask, pairs, rope)
+                rope: Tensor | None = None, cu_seqlens: Tensor | None = None) -> Tensor:
+        x = x + self.attn(self.norm1(x), mask, pairs, rope, cu_seqlens)
         return x + self.mlp(self.norm2(x))
 
 
@@ -112,9 +120,9 @@ class Transformer(nn.Module):
         self.apply(init_weights)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, pairs: Tensor | None = None,
-                rope: Tensor | None = None) -> Tensor:
+                rope: Tensor | None = None, cu_seqlens: Tensor | None = None) -> Tensor:
         for block in self.blocks:
-            x = block(x, mask, pairs, rope)
+            x = block(x, mask, pairs, rope, cu_seqlens)
         return self.norm(x)
 
 

@@ -13,7 +13,8 @@ multiple of the temporal patch, with nothing interpolated.
 
 Token count (TiTok-Video's way): the encoder reads the first k of its `max_tokens` latent
 tokens, k chosen per sample (`num_tokens`); a batch with several k is padded to the largest
-and the padding masked out of attention. Images are `(B, C, H, W)`; a model built with
+and the padding masked out of attention. `forward_packed` takes samples of different sizes
+and counts as one packed sequence instead (`tokcore.nn.varlen`): no padding at all. Images are `(B, C, H, W)`; a model built with
 `frames` reads video `(B, C, T, H, W)`.
 """
 
@@ -29,6 +30,7 @@ from tokcore.interfaces import Decoder, VariableLengthEncoder, require_dim
 from tokcore.nn.rope import MRoPE, grid_positions, sequence_positions
 from tokcore.nn.shapes import divide
 from tokcore.nn.transformer import Transformer, init_weights
+from tokcore.nn.varlen import pack, unpack
 
 _TINY = {"image_size": 16, "patch_size": 4, "width": 32, "depth": 1, "num_heads": 2, "max_tokens": 8}
 
@@ -109,6 +111,15 @@ class _Backbone(nn.Module):
             mask = torch.cat([latent_mask.new_ones(first.shape[:2]), latent_mask], dim=1)
         return self.transformer(torch.cat([first, latents], dim=1), mask=mask, rope=angles)
 
+    def run_packed(self, firsts: list[Tensor], latents: list[Tensor], grids: list[tuple[int, int, int]]
+                   ) -> list[Tensor]:
+        """`run` over samples of different sizes and token counts packed into one sequence
+        (no padding; attention within each sample): one `(P_i + k_i, width)` output each."""
+        sequences = [torch.cat([f, z]) for f, z in zip(firsts, latents)]
+        angles = torch.cat([sequence_layout(g, len(z), self.rope, z.device) for g, z in zip(grids, latents)])
+        packed, cu_seqlens = pack(sequences)
+        return unpack(self.transformer(packed, rope=angles, cu_seqlens=cu_seqlens), cu_seqlens)
+
 
 _ARGS_DOC = """
         image_size: side of the square frames it is built (and shown examples) for; any
@@ -171,6 +182,17 @@ class TiTokEncoder(VariableLengthEncoder):
         out = bb.run(patches, latents, grid, lengths_mask(num_tokens, k))
         return self.head(out[:, patches.shape[1]:])
 
+    def forward_packed(self, xs: list[Tensor], num_tokens: list[int]) -> list[Tensor]:
+        """Samples of different sizes (each `(C, H, W)` or `(C, T, H, W)`) and token counts in one
+        packed batch: sample i's `(num_tokens[i], out_dim)` tokens, equal to encoding it alone."""
+        bb = self.backbone
+        videos = [bb.as_video(x[None]) for x in xs]
+        grids = [bb.grid(tuple(v.shape[2:])) for v in videos]
+        counts = self.check_num_tokens(num_tokens, len(xs)).tolist()
+        patches = [self.patch_embed(patchify3d(v, bb.temporal_patch_size, bb.patch_size))[0] for v in videos]
+        outs = bb.run_packed(patches, [self.latent_tokens[:k] for k in counts], grids)
+        return [self.head(out[len(p):]) for out, p in zip(outs, patches)]
+
     def example_input(self, batch_size: int = 2) -> Tensor:
         bb = self.backbone
         frames = (bb.frames,) if bb.is_video else ()
@@ -224,6 +246,17 @@ class TiTokDecoder(Decoder):
         pixels = unpatchify3d(self.to_pixels(out[:, :n_patches]), grid, bb.temporal_patch_size, bb.patch_size,
                               self.out_channels)
         return pixels if bb.is_video else pixels[:, :, 0]
+
+    def forward_packed(self, zs: list[Tensor], sizes: list[tuple[int, ...]]) -> list[Tensor]:
+        """Token sequences `(k_i, in_dim)` decoded to outputs of `sizes[i]` in one packed batch,
+        each equal to decoding it alone."""
+        bb = self.backbone
+        grids = [bb.grid(tuple(size)) for size in sizes]
+        queries = [self.mask_token.expand(g[0] * g[1] * g[2], -1) for g in grids]
+        outs = bb.run_packed(queries, [self.embed(z) for z in zs], grids)
+        pixels = [unpatchify3d(self.to_pixels(out[None, :len(q)]), g, bb.temporal_patch_size, bb.patch_size,
+                               self.out_channels)[0] for out, q, g in zip(outs, queries, grids)]
+        return pixels if bb.is_video else [p[:, 0] for p in pixels]
 
     def example_input(self, batch_size: int = 2) -> Tensor:
         return torch.randn(batch_size, self.backbone.max_tokens, self.in_dim)
