@@ -4,7 +4,12 @@ does not leak, training that draws the count per sample, errors."""
 import pytest
 import torch
 
-from tokcore.builtins.models.titok import TiTokDecoder, TiTokEncoder, patchify3d, unpatchify3d
+from tokcore.builtins.models.titok import (
+    TiTokDecoder,
+    TiTokEncoder,
+    patchify3d,
+    unpatchify3d,
+)
 from tokcore.errors import ConfigError, TokcoreError
 from tokcore.testing import check_component
 from tokcore.tokenizer import build_tokenizer
@@ -129,3 +134,29 @@ def test_errors_name_the_problem():
                              "decoder": {"name": "vit", **vit}})
     with pytest.raises(TokcoreError, match="token count is fixed"):
         fixed.encode(x, num_tokens=4)
+
+
+def test_the_transformer_block_equals_titok_reference_block():
+    """tests/fixtures/titok/make_block_fixture.py ran bytedance/1d-tokenizer's ResidualAttentionBlock
+    (open_clip's block on nn.MultiheadAttention) with random weights; core's block (RoPE, QK-norm,
+    GQA off) given the same weights must give the same output."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from tokcore.nn.transformer import TransformerBlock
+
+    ref = load_file(str(Path(__file__).parents[1] / "fixtures/titok/block.safetensors"))
+    w = {k.removeprefix("weights."): v for k, v in ref.items() if k.startswith("weights.")}
+    block = TransformerBlock(32, 4, mlp_ratio=4.0).eval()
+    block.load_state_dict({
+        "norm1.weight": w["ln_1.weight"], "norm1.bias": w["ln_1.bias"],
+        "attn.qkv.weight": w["attn.in_proj_weight"], "attn.qkv.bias": w["attn.in_proj_bias"],
+        "attn.proj.weight": w["attn.out_proj.weight"], "attn.proj.bias": w["attn.out_proj.bias"],
+        "norm2.weight": w["ln_2.weight"], "norm2.bias": w["ln_2.bias"],
+        "mlp.fc1.weight": w["mlp.c_fc.weight"], "mlp.fc1.bias": w["mlp.c_fc.bias"],
+        "mlp.fc2.weight": w["mlp.c_proj.weight"], "mlp.fc2.bias": w["mlp.c_proj.bias"],
+    })
+    with torch.no_grad():
+        got = block(ref["input"].transpose(0, 1))  # the reference is (L, N, E), core (N, L, E)
+    torch.testing.assert_close(got.transpose(0, 1), ref["output"], atol=1e-5, rtol=1e-5)

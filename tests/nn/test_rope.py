@@ -6,7 +6,13 @@ import math
 import pytest
 import torch
 
-from tokcore.nn.rope import MRoPE, apply_rope, default_sections, grid_positions, sequence_positions
+from tokcore.nn.rope import (
+    MRoPE,
+    apply_rope,
+    default_sections,
+    grid_positions,
+    sequence_positions,
+)
 from tokcore.nn.transformer import Attention
 
 

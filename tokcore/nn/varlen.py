@@ -13,7 +13,7 @@ flash-attn calls them). Linear layers and MLPs then cost sum L, attention sum L_
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -14,8 +14,8 @@ exactly what one process with 2x accumulation sees, and resuming needs only the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
-from typing import Iterator, Sequence
 
 import torch
 

@@ -14,13 +14,19 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))  # the tiny run of the vqgan tests (tests run in importlib mode)
-from test_vqgan import optimizer_state, write_config  # noqa: E402
+from test_vqgan import optimizer_state, write_config
+from tok_rgb.discriminator import PatchDiscriminator
+from tok_rgb.vqgan import (
+    VQGANTrainer,
+    approx_gradient_penalty,
+    discriminator_loss,
+    generator_loss,
+    lecam_loss,
+)
 
 from tokcore.cli import main
 from tokcore.errors import ConfigError
 from tokcore.train.log import read_metrics
-from tok_rgb.discriminator import PatchDiscriminator
-from tok_rgb.vqgan import VQGANTrainer, approx_gradient_penalty, discriminator_loss, generator_loss, lecam_loss
 
 
 def test_relativistic_pairing_losses():
