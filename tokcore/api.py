@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "Decoder": "tokcore.interfaces:Decoder",
     "DiscreteEncoder": "tokcore.interfaces:DiscreteEncoder",
     "DiscreteDecoder": "tokcore.interfaces:DiscreteDecoder",
+    "VariableLengthEncoder": "tokcore.interfaces:VariableLengthEncoder",
     "Quantizer": "tokcore.interfaces:Quantizer",
     "QuantizerOutput": "tokcore.interfaces:QuantizerOutput",
     "Tokens": "tokcore.interfaces:Tokens",
@@ -112,6 +113,7 @@ if TYPE_CHECKING:
         TokenizerOutput,
         Tokens,
         Trainer,
+        VariableLengthEncoder,
         require_dim,
     )
     from tokcore.interfaces.data import Dataset

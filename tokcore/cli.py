@@ -221,6 +221,17 @@ def _device_option(device: str) -> None:
         raise ConfigError(err.message, key="--device") from None
 
 
+def _token_count(text: str) -> int | list[int]:
+    """`--num-tokens K` or `LO:HI`."""
+    try:
+        parts = [int(p) for p in text.split(":")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 1 or parts[0] > parts[-1]:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a token count K or a range LO:HI (1 <= LO <= HI)")
+    return parts[0] if len(parts) == 1 else parts
+
+
 def cmd_tokenize(args: argparse.Namespace) -> int:
     from tokcore.tokens.tokenize import Options, tokenize
 
@@ -230,7 +241,8 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     opts = Options(batch_size=args.batch_size, workers=args.workers, shard_samples=args.shard_samples,
                    device=args.device, precision=args.precision, latent_dtype=args.latent_dtype,
                    progress=not args.quiet, threads=args.threads)
-    s = tokenize(args.checkpoint, args.output, args.overrides, formats=formats, nproc=args.nproc, options=opts)
+    s = tokenize(args.checkpoint, args.output, args.overrides, formats=formats, nproc=args.nproc, options=opts,
+                 num_tokens=args.num_tokens)
     from tokcore.tokens.tokenize import is_main_process
 
     if not is_main_process():
@@ -382,6 +394,8 @@ def _tokenize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-failed", type=int, default=0, metavar="N",
                    help="exit 0 even if up to N inputs failed (default 0: any failure exits 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--num-tokens", type=_token_count, metavar="K|LO:HI",
+                   help="variable-length tokenizers (titok): K tokens per sample, or a count drawn per sample")
 
 
 @_builtin("decode", cmd_decode, "decode a token store back to files (images, videos, trajectories, .npy)")

@@ -16,21 +16,23 @@ from __future__ import annotations
 import dataclasses
 import math
 from abc import ABC, abstractmethod
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from tokcore.batch import prepare_batch
-from tokcore.errors import ConfigError
+from tokcore.errors import ConfigError, TokcoreError
 from tokcore.interfaces import (
     Decoder,
     DiscreteDecoder,
     DiscreteEncoder,
     Encoder,
     Quantizer,
+    QuantizerOutput,
     TokenizerOutput,
     Tokens,
+    VariableLengthEncoder,
     bits_per_token,
 )
 from tokcore.interfaces.modality import Modality, denormalize_with
@@ -56,8 +58,8 @@ class Coding(ABC):
         """The training path on a normalized batch."""
 
     @abstractmethod
-    def encode(self, tok: "Tokenizer", x: Any) -> Tokens:
-        """A normalized batch to Tokens."""
+    def encode(self, tok: "Tokenizer", x: Any, num_tokens: Any = None) -> Tokens:
+        """A normalized batch to Tokens (`num_tokens`: per sample, when the count is chosen)."""
 
     @abstractmethod
     def decode(self, tok: "Tokenizer", tokens: Tokens, cond: dict[str, Any]) -> Any:
@@ -78,7 +80,8 @@ class QuantizerCoding(Coding):
         q = tok.quantizer(z)
         return TokenizerOutput(tok.decoder(q.quantized, **cond), q, z)
 
-    def encode(self, tok: "Tokenizer", x: Tensor) -> Tokens:
+    def encode(self, tok: "Tokenizer", x: Tensor, num_tokens: Any = None) -> Tokens:
+        _fixed_count(num_tokens)
         q = tok.quantizer(tok.encoder(x))
         return Tokens(latents=q.quantized) if q.indices is None else Tokens(indices=q.indices)
 
@@ -99,11 +102,71 @@ class EncoderCoding(Coding):
     def forward(self, tok: "Tokenizer", x: Tensor, cond: dict[str, Any]) -> TokenizerOutput:
         raise TypeError("a tokenizer with a DiscreteEncoder has no training forward; fit it with a FitTrainer")
 
-    def encode(self, tok: "Tokenizer", x: Any) -> Tokens:
+    def encode(self, tok: "Tokenizer", x: Any, num_tokens: Any = None) -> Tokens:
+        _fixed_count(num_tokens)
         return tok.encoder(x)
 
     def decode(self, tok: "Tokenizer", tokens: Tokens, cond: dict[str, Any]) -> Any:
         return tok.decoder(tokens.indices, mask=tokens.mask)
+
+
+class SequenceCoding(Coding):
+    """A `VariableLengthEncoder` (TiTok): k tokens per sample, k drawn per sample in training
+    and chosen by `encode(x, num_tokens=k)`. A batch is padded to its largest k; only the valid
+    tokens are quantized, and the decoder gets their mask and the output size."""
+
+    variable_length = True
+
+    def source(self, tok: "Tokenizer") -> Quantizer:
+        return tok.quantizer
+
+    def latent_dim(self, tok: "Tokenizer") -> int | None:
+        return tok.quantizer.dim
+
+    def forward(self, tok: "Tokenizer", x: Tensor, cond: dict[str, Any]) -> TokenizerOutput:
+        counts = cond.pop("num_tokens", None)
+        if counts is None and tok.training:
+            counts = tok.encoder.draw_num_tokens(x.shape[0], x.device)
+        counts = tok.encoder.check_num_tokens(counts, x.shape[0], x.device)
+        z = tok.encoder(x, counts)
+        mask = lengths_mask(counts, z.shape[1])
+        q = self._quantize(tok, z, mask)
+        return TokenizerOutput(tok.decoder(q.quantized, mask=mask, **{"size": tuple(x.shape[2:]), **cond}), q, z)
+
+    @staticmethod
+    def _quantize(tok: "Tokenizer", z: Tensor, mask: Tensor) -> QuantizerOutput:
+        """The quantizer on the valid tokens only (padding would skew its statistics and
+        losses), scattered back to `(B, k, ...)` with zeros at the padding."""
+        q = tok.quantizer(z[mask])
+        quantized = z.new_zeros(z.shape[:2] + q.quantized.shape[1:]).masked_scatter(mask[..., None], q.quantized)
+        indices = None
+        if q.indices is not None:
+            shape = z.shape[:2] + q.indices.shape[1:]
+            indices = q.indices.new_zeros(shape).masked_scatter(mask.view(*mask.shape, *[1] * (len(shape) - 2)),
+                                                                q.indices)
+        return QuantizerOutput(quantized, indices, q.losses, q.stats)
+
+    def encode(self, tok: "Tokenizer", x: Tensor, num_tokens: Any = None) -> Tokens:
+        counts = tok.encoder.check_num_tokens(num_tokens, x.shape[0], x.device)
+        z = tok.encoder(x, counts)
+        mask = lengths_mask(counts, z.shape[1])
+        q = self._quantize(tok, z, mask)
+        return Tokens(indices=q.indices, mask=mask) if q.indices is not None else Tokens(latents=q.quantized, mask=mask)
+
+    def decode(self, tok: "Tokenizer", tokens: Tokens, cond: dict[str, Any]) -> Any:
+        codes = tokens.latents if tokens.indices is None else tok.quantizer.indices_to_codes(tokens.indices)
+        return tok.decoder(codes, mask=tokens.mask, **cond)
+
+
+def lengths_mask(counts: Tensor, length: int) -> Tensor:
+    """`(B,)` token counts -> `(B, length)` bool, True for each sample's first counts[b] tokens."""
+    return torch.arange(length, device=counts.device) < counts[:, None]
+
+
+def _fixed_count(num_tokens: Any) -> None:
+    if num_tokens is not None:
+        raise TokcoreError("num_tokens: this tokenizer's token count is fixed by its encoder; only a variable-length "
+                         "encoder (such as titok) takes it")
 
 
 class Tokenizer(nn.Module):
@@ -128,7 +191,8 @@ class Tokenizer(nn.Module):
             raise TypeError("a Tokenizer needs a quantizer unless its encoder is a DiscreteEncoder, and then none")
         self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
         decoder.tie_to(encoder)
-        self.coding: Coding = QuantizerCoding() if quantizer is not None else EncoderCoding()
+        self.coding: Coding = (EncoderCoding() if quantizer is None else SequenceCoding()
+                               if isinstance(encoder, VariableLengthEncoder) else QuantizerCoding())
         self.modality = modality if modality is not None else build_modality(None)
         if input_shape is None:
             example = encoder.example_input(1)
@@ -173,25 +237,28 @@ class Tokenizer(nn.Module):
         return prepare_batch(self.modality, batch["input"] if isinstance(batch, Mapping) else batch).input
 
     @torch.inference_mode()
-    def encode(self, batch: Tensor | Mapping[str, Any]) -> Tokens:
+    def encode(self, batch: Tensor | Mapping[str, Any], num_tokens: int | Sequence[int] | Tensor | None = None
+               ) -> Tokens:
         """A raw batch to tokens; `tokens.side` carries what a per-sample normalization needs
-        to be undone by `decode`."""
+        to be undone by `decode`. `num_tokens` (a variable-length tokenizer only, see
+        `info()["num_tokens"]`): tokens per sample, an int or one per sample; default the most."""
         p = prepare_batch(self.modality, batch["input"] if isinstance(batch, Mapping) else batch)
-        tokens = self.encode_normalized(p.input)
+        tokens = self.encode_normalized(p.input, num_tokens)
         tokens.side = p.side
         return tokens
 
     @torch.inference_mode()
-    def encode_normalized(self, x: Any) -> Tokens:
+    def encode_normalized(self, x: Any, num_tokens: int | Sequence[int] | Tensor | None = None) -> Tokens:
         """`encode` of a batch that is already validated and normalized (`prepare`d): the
         tokenize pipeline prepares batches in its DataLoader workers."""
         with _eval(self):
-            return self.coding.encode(self, _to(x, module_device(self)))
+            return self.coding.encode(self, _to(x, module_device(self)), num_tokens)
 
     @torch.inference_mode()
     def decode(self, tokens: Tokens | Tensor, **cond: Any) -> Any:
         """Tokens (or an index tensor) back to raw values (with `tokens.side` when the
-        modality's normalization is per sample)."""
+        modality's normalization is per sample). A variable-length tokenizer's decoder takes
+        the output `size` ((H, W) or (T, H, W); default the size it was trained at)."""
         if isinstance(tokens, Tensor):
             tokens = Tokens(indices=tokens) if not tokens.is_floating_point() else Tokens(latents=tokens)
         device = module_device(self)
@@ -222,8 +289,17 @@ class Tokenizer(nn.Module):
             "bits_per_sample": self.bits_per_token * n_tokens,
             "components": {k: v.get("name") for k, v in self.config.items() if isinstance(v, Mapping)},
             "framewise": self.framewise,
+            "num_tokens": self._num_tokens_info(),
             "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in parts.items() if m is not None},
         }
+
+
+    def _num_tokens_info(self) -> dict[str, int] | None:
+        """The range a variable-length encoder's token count is chosen from (None: fixed)."""
+        if not isinstance(self.encoder, VariableLengthEncoder):
+            return None
+        lo, hi = self.encoder.num_tokens_range
+        return {"min": 1, "max": hi, "train_min": lo, "default": hi}
 
 
 def _to(x: Any, device: torch.device) -> Any:

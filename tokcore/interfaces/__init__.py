@@ -28,6 +28,7 @@ from tokcore.interfaces.model import (
                                       QuantizerOutput,
                                       TokenizerOutput,
                                       Tokens,
+                                      VariableLengthEncoder,
                                       bits_per_token,
                                       require_dim,
 )
@@ -41,4 +42,4 @@ from tokcore.interfaces.training import (
 
 __all__ = ["Dataset", "Decoder", "DiscreteDecoder", "DiscreteEncoder", "Encoder", "FitTrainer", "Loss", "LossOutput",
            "Modality", "Quantizer", "QuantizerOutput", "StepOutput", "TokenizerOutput", "Tokens", "Trainer",
-           "bits_per_token", "require_dim"]
+           "VariableLengthEncoder", "bits_per_token", "require_dim"]

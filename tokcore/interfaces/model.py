@@ -70,6 +70,44 @@ class Encoder(nn.Module, ABC):
         """A small valid input batch (used by the contract kit and `--dry-run`)."""
 
 
+class VariableLengthEncoder(Encoder):
+    """An encoder to a 1D token sequence whose length is chosen per sample (TiTok): `forward(x,
+    num_tokens)` returns `(B, max(num_tokens), out_dim)`, sample b's tokens being its first
+    `num_tokens[b]` (the rest is padding); without `num_tokens`, every sample gets the most.
+    `token_grid` is `(max_tokens,)`. Its decoder takes the tokens' `mask` and the output `size`
+    as keyword arguments. A tokenizer built on one draws the count per sample in training,
+    uniformly from `num_tokens_range`, and `encode(x, num_tokens=k)` chooses it.
+    """
+
+    num_tokens_range: tuple[int, int]  # (fewest, most) tokens per sample
+
+    @abstractmethod
+    def forward(self, x: Tensor, num_tokens: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        ...
+
+    def check_num_tokens(self, num_tokens: int | Sequence[int] | Tensor | None, batch: int,
+                         device: torch.device | None = None) -> Tensor:
+        """`num_tokens` (None: the most; an int; or one per sample) as an int64 `(batch,)`
+        tensor, each within [1, most]; ValueError naming the sample otherwise."""
+        lo, hi = self.num_tokens_range
+        if num_tokens is None:
+            return torch.full((batch,), hi, dtype=torch.long, device=device)
+        counts = torch.as_tensor(num_tokens, dtype=torch.long, device=device)
+        counts = counts.expand(batch) if counts.dim() == 0 else counts
+        if counts.shape != (batch,):
+            raise ValueError(f"num_tokens gives {counts.numel()} counts for a batch of {batch}; give one, or one per sample")
+        bad = ((counts < 1) | (counts > hi)).nonzero().flatten()
+        if len(bad):
+            b = int(bad[0])
+            raise ValueError(f"num_tokens[{b}] = {int(counts[b])} is outside [1, {hi}] (this encoder's max_tokens)")
+        return counts
+
+    def draw_num_tokens(self, batch: int, device: torch.device | None = None) -> Tensor:
+        """Token counts for a training batch: uniform in `num_tokens_range`, one per sample."""
+        lo, hi = self.num_tokens_range
+        return torch.randint(lo, hi + 1, (batch,)).to(device)
+
+
 class Decoder(nn.Module, ABC):
     """Maps channels-last latents `(B, *grid, in_dim)` back to a normalized output batch.
 

@@ -60,6 +60,12 @@ class Trainer(nn.Module, ABC):
         """Trainable parameters per optimizer name (one optimizer, "model", by default)."""
         return {"model": [p for p in model.parameters() if p.requires_grad]}
 
+    def optimizer_settings(self) -> dict[str, dict[str, Any]]:
+        """Per optimizer name, the `train:` settings that differ for it: any of `lr`, `min_lr`,
+        `betas`, `weight_decay`, `warmup_steps` (a GAN discriminator's own learning rate and
+        betas, say). None by default: every optimizer follows `train:`."""
+        return {}
+
     @abstractmethod
     def training_step(self, model: nn.Module, batch: Mapping[str, Any], step: int,
                       optimizer: str = "model") -> StepOutput:

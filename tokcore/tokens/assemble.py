@@ -51,6 +51,15 @@ def repair(out: Path, job: Job) -> None:
             binary.unlink(missing_ok=True)
 
 
+def _count_range(info: dict[str, Any], shapes: set[tuple[int, ...]], job: Job) -> dict[str, Any] | None:
+    """A variable-length tokenizer's token counts: what was asked, what the store holds."""
+    if info.get("num_tokens") is None:
+        return None
+    held = [s[0] for s in shapes]
+    return {"requested": job.num_tokens, "min": min(held, default=None), "max": max(held, default=None),
+            "tokenizer": info["num_tokens"]}
+
+
 def finalize(out: Path, job: Job, tok: Any, n: int, keys: list[str], dtype: np.dtype) -> dict[str, Any]:
     """Rank 0, once every rank is done: check that each sample is in exactly once, then write
     the manifest (which marks the store complete)."""
@@ -87,6 +96,7 @@ def finalize(out: Path, job: Job, tok: Any, n: int, keys: list[str], dtype: np.d
         "index_shape": list(tok.index_shape),
         "token_shape": list(next(iter(shapes))) if len(shapes) == 1 else None,
         "variable_shape": len(shapes) > 1,
+        "num_tokens": _count_range(info, shapes, job),
         "modality": info.get("modality"),
         "input_shape": info.get("input_shape"),
         "num_samples": sum(s["samples"] for s in shards),

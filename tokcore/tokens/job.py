@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from tokcore.errors import ConfigError, TokcoreError
 from tokcore.run import Checkpoint
 from tokcore.tokens.store import FORMAT, JOB, SHARDS, sha256_file
@@ -22,6 +24,7 @@ class Job:
     weights_sha256: str
     data: dict[str, Any]
     latent_dtype: str = "float32"
+    num_tokens: list[int] | None = None  # [lo, hi]: a variable-length tokenizer's count per sample
 
     def record(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}
@@ -34,7 +37,17 @@ class Job:
             return f"was made from another dataset config ({json.dumps(other.get('data'), sort_keys=True)})"
         if other.get("latent_dtype") != self.latent_dtype:
             return f"stores latents as {other.get('latent_dtype')}"
+        if other.get("num_tokens") != self.num_tokens:
+            return f"was made with another --num-tokens ({other.get('num_tokens')})"
         return None
+
+    def count(self, index: int) -> int | None:
+        """The token count of dataset sample `index`: fixed, or drawn from [lo, hi] by a
+        generator seeded with the index alone, so a resumed or re-split run draws the same."""
+        if self.num_tokens is None:
+            return None
+        lo, hi = self.num_tokens
+        return lo if lo == hi else int(np.random.default_rng(index).integers(lo, hi + 1))
 
 
 def data_config(ckpt: Checkpoint, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -59,13 +72,28 @@ def data_config(ckpt: Checkpoint, overrides: Sequence[str] = ()) -> dict[str, An
 
 
 def make_job(checkpoint: str | Path, overrides: Sequence[str] = (), *, latent_dtype: str = "float32",
-             data: dict[str, Any] | None = None) -> Job:
+             data: dict[str, Any] | None = None, num_tokens: int | Sequence[int] | None = None) -> Job:
     ckpt = Checkpoint(Path(checkpoint).resolve())
     w = ckpt.weights()
     if latent_dtype not in ("float32", "float16"):
         raise ConfigError(f"latent dtype '{latent_dtype}' is not supported; use float32 or float16")
     return Job(str(ckpt.path), w.name, sha256_file(w), data if data is not None else data_config(ckpt, overrides),
-               latent_dtype)
+               latent_dtype, token_count_range(ckpt, num_tokens))
+
+
+def token_count_range(ckpt: Checkpoint, num_tokens: int | Sequence[int] | None) -> list[int] | None:
+    """`--num-tokens` (K, or [LO, HI]) as [lo, hi], checked against the checkpoint's tokenizer."""
+    if num_tokens is None:
+        return None
+    lo, hi = (num_tokens, num_tokens) if isinstance(num_tokens, int) else tuple(num_tokens)
+    allowed = ckpt.meta().get("num_tokens")
+    if allowed is None:
+        raise ConfigError("this tokenizer's token count is fixed by its encoder; --num-tokens is for a "
+                          "variable-length one (such as titok)", key="--num-tokens")
+    if not allowed["min"] <= lo <= hi <= allowed["max"]:
+        raise ConfigError(f"{lo}:{hi} is outside this tokenizer's range {allowed['min']}:{allowed['max']}",
+                          key="--num-tokens")
+    return [int(lo), int(hi)]
 
 
 def check_job(out: Path, job: Job) -> None:

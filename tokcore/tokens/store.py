@@ -200,6 +200,13 @@ class TokenStore(Mapping):
         shape = self.manifest.get("token_shape")
         return tuple(shape) if shape is not None else None
 
+    @property
+    def num_tokens(self) -> dict[str, Any] | None:
+        """A variable-length tokenizer's token counts: `{"requested", "min", "max",
+        "tokenizer"}` (what `--num-tokens` asked, what the samples hold, the tokenizer's
+        range); None for a fixed grid. Each sample's own count is `shape(key)[0]`."""
+        return self.manifest.get("num_tokens")
+
     def verify(self) -> None:
         """Check every shard's size and sha256 against the manifest; TokcoreError if one differs."""
         for shard in self.manifest["shards"]:

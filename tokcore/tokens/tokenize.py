@@ -88,10 +88,11 @@ class Summary:
 
 
 # -- encoding ------------------------------------------------------------------------------------------
-def encode_group(tok: Any, x: Tensor, amp: Any) -> list[np.ndarray]:
-    """Token arrays of a stacked group, one per sample (valid tokens only when masked)."""
+def encode_group(tok: Any, x: Tensor, amp: Any, counts: list[int] | None = None) -> list[np.ndarray]:
+    """Token arrays of a stacked group, one per sample (valid tokens only when masked);
+    `counts`: the token count of each sample (a variable-length tokenizer)."""
     with torch.inference_mode(), amp:
-        t = tok.encode_normalized(x)
+        t = tok.encode_normalized(x, counts)
     data = t.data.float() if t.indices is None else t.data
     data = data.cpu().numpy()
     mask = t.mask.cpu().numpy() if t.mask is not None else None
@@ -169,14 +170,16 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None, threads: T
                     x = g["input"]
                     x = x.to(ctx.device, non_blocking=cuda) if isinstance(x, Tensor) else x
                     items = list(zip(g["indices"], g["meta"]))
+                    counts = [job.count(i) for i in g["indices"]] if job.num_tokens is not None else None
                     try:
-                        arrays = encode_group(tok, x, amp)
+                        arrays = encode_group(tok, x, amp, counts)
                         results = [(i, m, a, None) for (i, m), a in zip(items, arrays)]
                     except Exception:  # find the sample(s) that break the encoder
                         results = []
                         for b, (i, m) in enumerate(items):
                             try:
-                                results.append((i, m, encode_group(tok, x[b:b + 1], amp)[0], None))
+                                one = counts[b:b + 1] if counts is not None else None
+                                results.append((i, m, encode_group(tok, x[b:b + 1], amp, one)[0], None))
                             except Exception as err:
                                 results.append((i, m, None, f"{keys[i]}: cannot encode: {type(err).__name__}: {err}"))
                     for i, m, a, err in results:
@@ -222,12 +225,15 @@ def is_main_process() -> bool:
 
 def tokenize(checkpoint: str | Path, output: str | Path, overrides: Sequence[str] = (), *,
              formats: Iterable[str] = (), nproc: int = 1, options: Options | None = None,
-             dataset: Any = None, data: dict[str, Any] | None = None) -> Summary:
+             dataset: Any = None, data: dict[str, Any] | None = None,
+             num_tokens: int | Sequence[int] | None = None) -> Summary:
     """Tokenize a dataset into the token store `output` (resuming it if a run was cut short),
     then export it to each of `formats` (`output/<format>/`).
 
     The dataset is the checkpoint run's `data:` config with `data.KEY=VALUE` `overrides`, or
-    `data` (a dataset config), or `dataset` (an object; one process only).
+    `data` (a dataset config), or `dataset` (an object; one process only). `num_tokens`, for a
+    variable-length tokenizer: K tokens per sample, or [LO, HI] for a count drawn per sample
+    (seeded by its dataset index); default the most.
     """
     from tokcore.tokens.export import FORMATS, export
     from tokcore.tokens.store import TokenStore
@@ -243,7 +249,7 @@ def tokenize(checkpoint: str | Path, output: str | Path, overrides: Sequence[str
         raise TokcoreError("batch size and --nproc must be at least 1, workers at least 0")
     if dataset is not None and data is None:
         data = {"object": f"{type(dataset).__module__}.{type(dataset).__qualname__}", "length": len(dataset)}
-    job = make_job(checkpoint, overrides, latent_dtype=opts.latent_dtype, data=data)
+    job = make_job(checkpoint, overrides, latent_dtype=opts.latent_dtype, data=data, num_tokens=num_tokens)
     out = Path(output)
     start = time.time()
     if (out / MANIFEST).is_file():

@@ -45,7 +45,7 @@ from tokcore.tokenizer import Tokenizer
 from tokcore.train.build import build_parts, prepare_run_dir, seed_everything
 from tokcore.train.evaluate import evaluate
 from tokcore.train.log import MetricsLog, format_metrics
-from tokcore.train.optim import WeightEMA, adamw, learning_rate, no_weight_decay
+from tokcore.train.optim import WeightEMA, adamw, learning_rate, no_weight_decay, settings_for
 from tokcore.train.sampler import StepBatchSampler
 from tokcore.train.samples import samples_path, write_samples
 
@@ -96,8 +96,10 @@ class TrainingRun:
         self.trainer.to(ctx.device)
         self.ema = WeightEMA(self.model, s.ema_decay) if s.ema_decay else None
         exempt = no_weight_decay(self.model, self.trainer)  # codebooks, position tables: declared by their modules
-        self.optimizers = {name: adamw(params, s, exempt)
-                           for name, params in self.trainer.optimizer_params(self.model).items()}
+        params = self.trainer.optimizer_params(self.model)
+        overrides = self.trainer.optimizer_settings()
+        self.optimizer_settings = {name: settings_for(s, name, overrides) for name in params}  # lr, betas per optimizer
+        self.optimizers = {name: adamw(p, self.optimizer_settings[name], exempt) for name, p in params.items()}
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=s.precision == "fp16")
         self.start_step, self.best = 0, {"value": None, "step": None}
         seed_everything(spec.seed * 1_000_003 + ctx.rank)  # each rank its own stream from here on
@@ -239,10 +241,9 @@ class TrainingRun:
         """One optimizer step (each optimizer, over the micro-batches); its metrics averaged
         over ranks, or None when the step was skipped."""
         s, ctx = self.settings, self.ctx
-        lr = learning_rate(step, s)
-        for opt in self.optimizers.values():
+        for name, opt in self.optimizers.items():
             for g in opt.param_groups:
-                g["lr"] = lr
+                g["lr"] = learning_rate(step, self.optimizer_settings[name])
         self.model.train()
         for part in s.freeze:  # frozen parts stay deterministic: no dropout, no codebook updates
             getattr(self.model, part).eval()
@@ -295,7 +296,9 @@ class TrainingRun:
             self.ema.update(self.model)
         done = step + 1
         if done % s.log_every == 0 or done == s.steps:
-            return all_reduce_mean(step_metrics, ctx) | {"lr": lr}
+            rates = {"lr" if i == 0 else f"lr/{name}": learning_rate(step, self.optimizer_settings[name])
+                     for i, name in enumerate(self.optimizers)}  # the first is the model's
+            return all_reduce_mean(step_metrics, ctx) | rates
         return {}
 
     # -- evaluation, pictures, checkpoints ------------------------------------------------------

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
-from typing import Collection, Iterable
+from typing import Any, Collection, Iterable, Mapping
 
 import torch
 from torch import nn
 
 from tokcore.config.spec import TrainSettings
+from tokcore.errors import ConfigError
+
+PER_OPTIMIZER = ("lr", "min_lr", "betas", "weight_decay", "warmup_steps")
+
+
+def settings_for(s: TrainSettings, name: str, overrides: Mapping[str, Mapping[str, Any]]) -> TrainSettings:
+    """The settings optimizer `name` runs with: `train:` with the trainer's overrides for it
+    (`Trainer.optimizer_settings`); only the keys of `PER_OPTIMIZER` may differ."""
+    changes = dict(overrides.get(name) or {})
+    unknown = sorted(set(changes) - set(PER_OPTIMIZER))
+    if unknown:
+        raise ConfigError(f"optimizer '{name}': {', '.join(unknown)} cannot differ per optimizer; "
+                          f"choose from {', '.join(PER_OPTIMIZER)}", key="trainer")
+    if "betas" in changes:
+        changes["betas"] = list(changes["betas"])
+    return dataclasses.replace(s, **changes)
 
 
 def no_weight_decay(*modules: nn.Module) -> set[int]:

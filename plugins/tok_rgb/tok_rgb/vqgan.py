@@ -10,30 +10,57 @@ Two optimizers in the shared loop, in this order:
   of the same step (hinge or non-saturating loss).
 
 Before `disc_start` neither the adversarial term nor the discriminator's update happens (the
-discriminator's step returns a loss without a graph, which the loop skips).
+discriminator's step returns a loss without a graph, which the loop skips); the generator's
+adversarial weight then ramps up linearly over `disc_warmup_steps`.
+
+TiTok-Video's recipe is `disc_loss: relativistic` (R3GAN, Huang et al., 2024): both players
+score a real input against its own reconstruction, D(real) - D(fake), with zero-centred
+gradient penalties on real (R1) and fake (R2) inputs. The penalties are approximated without
+double back-propagation: for a small `penalty_sigma` and Gaussian n,
+E[(D(x + sigma n) - D(x))^2] / sigma^2 ~ ||grad_x D(x)||^2. An optional LeCam term (Tseng et
+al., 2021) keeps the logits near EMAs of the other side's. The discriminator's optimizer may
+run with its own learning rate and betas (`disc_lr`, `disc_betas`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Literal, Mapping
+from typing import Any, Callable, Iterator, Literal, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tok_rgb.discriminator import PatchDiscriminator
-from tokcore.api import StepOutput, VQVAETrainer
+from tokcore.api import ConfigError, StepOutput, VQVAETrainer
 
 
 def discriminator_loss(kind: str, real: Tensor, fake: Tensor) -> Tensor:
     if kind == "hinge":
         return 0.5 * (F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean())
+    if kind == "relativistic":
+        return F.softplus(-(real - fake)).mean()  # each real scored against its own reconstruction
     return 0.5 * (F.softplus(-real).mean() + F.softplus(fake).mean())
 
 
-def generator_loss(kind: str, fake: Tensor) -> Tensor:
+def generator_loss(kind: str, fake: Tensor, real: Tensor | None = None) -> Tensor:
+    """The generator's adversarial loss; `real`: the real inputs' logits (relativistic only)."""
+    if kind == "relativistic":
+        return F.softplus(-(fake - real)).mean()
     return -fake.mean() if kind == "hinge" else F.softplus(-fake).mean()
+
+
+def approx_gradient_penalty(score: Callable[[Tensor], Tensor], x: Tensor, logits: Tensor, sigma: float) -> Tensor:
+    """~ E ||grad_x D(x)||^2 by a finite difference along a random direction: for Gaussian n,
+    E[(D(x + sigma n) - D(x))^2] / sigma^2 -> ||grad_x D(x)||^2 as sigma -> 0; one extra
+    forward pass, no double back-propagation. `logits` = D(x), already computed."""
+    shifted = score(x + sigma * torch.randn_like(x))
+    return (shifted - logits).float().square().flatten(1).sum(1).mean() / sigma**2
+
+
+def lecam_loss(real: Tensor, fake: Tensor, ema_real: Tensor, ema_fake: Tensor) -> Tensor:
+    """LeCam regularization: mean logits kept near the EMA of the other side's."""
+    return F.relu(real.mean() - ema_fake).square() + F.relu(ema_real - fake.mean()).square()
 
 
 def last_layer_weight(decoder: nn.Module) -> nn.Parameter:
@@ -70,7 +97,17 @@ class VQGANTrainer(VQVAETrainer):
         disc_weight: factor on the generator's adversarial loss (times the adaptive factor).
         disc_start: first step with the adversarial term and discriminator updates; the
             autoencoder trains alone before (taming starts it once reconstructions are decent).
-        disc_loss: "hinge" (taming's) or "non_saturating" (softplus, the original GAN's).
+        disc_warmup_steps: steps after disc_start over which the generator's adversarial
+            weight rises linearly from 0 to disc_weight (the discriminator trains throughout).
+        disc_loss: "hinge" (taming's), "non_saturating" (softplus, the original GAN's) or
+            "relativistic" (R3GAN's pairing loss, TiTok-Video's).
+        r1_weight: gamma of the approximated R1 penalty on real inputs (gamma/2 x ||grad D||^2).
+        r2_weight: gamma of the approximated R2 penalty on reconstructions.
+        penalty_sigma: the noise scale of the approximated penalties' finite difference.
+        lecam_weight: factor on the LeCam regularizer (0: off).
+        lecam_decay: decay of the EMAs of the mean real and fake logits LeCam compares with.
+        disc_lr: the discriminator optimizer's peak learning rate (None: train.lr).
+        disc_betas: the discriminator optimizer's AdamW betas (None: train.betas).
         adaptive_weight: scale the adversarial loss by |grad rec| / |grad gen| at the decoder's
             last layer (clamped to [0, 1e4]), as taming does; false uses disc_weight alone.
         discriminator: "2d" scores images, and videos frame by frame; "3d" scores video clips
@@ -84,12 +121,24 @@ class VQGANTrainer(VQVAETrainer):
     example_config = {"disc_channels": 8, "disc_layers": 2}
 
     def __init__(self, quantizer_weight: float = 1.0, disc_weight: float = 0.8, disc_start: int = 0,
-                 disc_loss: Literal["hinge", "non_saturating"] = "hinge", adaptive_weight: bool = True,
+                 disc_loss: Literal["hinge", "non_saturating", "relativistic"] = "hinge", adaptive_weight: bool = True,
                  discriminator: Literal["2d", "3d"] = "2d", in_channels: int = 3, disc_channels: int = 64,
-                 disc_layers: int = 3, disc_norm: Literal["group", "batch", "none"] = "group"):
+                 disc_layers: int = 3, disc_norm: Literal["group", "batch", "none"] = "group",
+                 disc_warmup_steps: int = 0, r1_weight: float = 0.0, r2_weight: float = 0.0,
+                 penalty_sigma: float = 0.01, lecam_weight: float = 0.0, lecam_decay: float = 0.999,
+                 disc_lr: float | None = None, disc_betas: list[float] | None = None):
         super().__init__(quantizer_weight)
-        self.disc_weight, self.disc_start = disc_weight, disc_start
+        if disc_betas is not None and len(disc_betas) != 2:
+            raise ConfigError(f"must be two numbers [beta1, beta2], got {disc_betas}", key="disc_betas")
+        if penalty_sigma <= 0:
+            raise ConfigError(f"must be positive, got {penalty_sigma}", key="penalty_sigma")
+        self.disc_weight, self.disc_start, self.disc_warmup_steps = disc_weight, disc_start, disc_warmup_steps
         self.disc_loss, self.adaptive_weight = disc_loss, adaptive_weight
+        self.r1_weight, self.r2_weight, self.penalty_sigma = r1_weight, r2_weight, penalty_sigma
+        self.lecam_weight, self.lecam_decay = lecam_weight, lecam_decay
+        self.disc_lr, self.disc_betas = disc_lr, disc_betas
+        # EMAs of the mean real and fake logits (LeCam), saved with the trainer
+        self.register_buffer("lecam_ema", torch.zeros(2))
         self.frame_wise = discriminator == "2d"
         self.discriminator = PatchDiscriminator(in_channels, disc_channels, disc_layers,
                                                 dims=2 if self.frame_wise else 3, norm=disc_norm)
@@ -100,6 +149,16 @@ class VQGANTrainer(VQVAETrainer):
 
     def optimizer_params(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
         return {**super().optimizer_params(model), "discriminator": list(self.discriminator.parameters())}
+
+    def optimizer_settings(self) -> dict[str, dict[str, Any]]:
+        own = {"lr": self.disc_lr, "betas": self.disc_betas}
+        return {"discriminator": {k: v for k, v in own.items() if v is not None}}
+
+    def warmup(self, step: int) -> float:
+        """The generator's adversarial weight ramp: 0 before disc_start, then up to 1."""
+        if step < self.disc_start:
+            return 0.0
+        return min(1.0, (step - self.disc_start + 1) / self.disc_warmup_steps) if self.disc_warmup_steps else 1.0
 
     def score(self, x: Tensor) -> Tensor:
         """Patch logits of a batch of images `(B, C, H, W)` or clips `(B, C, T, H, W)`."""
@@ -119,8 +178,9 @@ class VQGANTrainer(VQVAETrainer):
         loss, metrics = terms.reconstruction + terms.quantizer, terms.metrics
         if step >= self.disc_start:
             with frozen(self.discriminator):
-                gen = generator_loss(self.disc_loss, self.score(recon))
-            weight = self.disc_weight * self._adaptive_factor(model, terms.reconstruction, gen)
+                real = self.score(batch["input"].detach()) if self.disc_loss == "relativistic" else None
+                gen = generator_loss(self.disc_loss, self.score(recon), real)
+            weight = self.warmup(step) * self.disc_weight * self._adaptive_factor(model, terms.reconstruction, gen)
             loss = loss + weight * gen
             metrics = {**metrics, "gan/generator": gen.detach(), "gan/weight": weight}
         return StepOutput(loss, metrics)
@@ -144,7 +204,22 @@ class VQGANTrainer(VQVAETrainer):
         if fake is None:
             raise RuntimeError(f"step {step}: the discriminator step needs the reconstructions of this step's "
                                "model step on the same batch; run the 'model' optimizer's step first")
-        real_logits, fake_logits = self.score(x.detach()), self.score(fake)
+        real, fake = x.detach(), fake.detach()
+        real_logits, fake_logits = self.score(real), self.score(fake)
         loss = discriminator_loss(self.disc_loss, real_logits, fake_logits)
-        return StepOutput(loss, {"gan/logits_real": real_logits.detach().mean(),
-                                 "gan/logits_fake": fake_logits.detach().mean()})
+        metrics: dict[str, Any] = {"gan/logits_real": real_logits.detach().mean(),
+                                   "gan/logits_fake": fake_logits.detach().mean()}
+        for name, weight, inputs, logits in (("r1", self.r1_weight, real, real_logits),
+                                             ("r2", self.r2_weight, fake, fake_logits)):
+            if weight > 0:
+                penalty = approx_gradient_penalty(self.score, inputs, logits, self.penalty_sigma)
+                loss = loss + 0.5 * weight * penalty
+                metrics[f"gan/{name}"] = penalty.detach()
+        if self.lecam_weight > 0:
+            lecam = lecam_loss(real_logits, fake_logits, self.lecam_ema[0], self.lecam_ema[1])
+            loss = loss + self.lecam_weight * lecam
+            metrics["gan/lecam"] = lecam.detach()
+            with torch.no_grad():
+                means = torch.stack([real_logits.mean(), fake_logits.mean()]).float()
+                self.lecam_ema.lerp_(means, 1.0 - self.lecam_decay)
+        return StepOutput(loss, metrics)
