@@ -97,19 +97,22 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, help="a run to evaluate (default: a quick gaze run, trained here)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--features", type=int, default=2048, help="feature width for the memory measurement")
+    ap.add_argument("--memory-only", action="store_true", help="skip the timing (part 1)")
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        run = args.checkpoint or train_quick(work)
-        times = timings(run, work, args.repeat)
-    ref = statistics.median(times["reference"])
-    print(f"tokenize + decode (reference): median {ref:.1f} s over {args.repeat} rounds")
-    for name in ("eval", "eval+baselines"):
-        ratios = [t / r for t, r in zip(times[name], times["reference"])]
-        print(f"{name}: median {statistics.median(times[name]):.1f} s, {statistics.median(ratios):.2f} x the "
-              f"reference" + (" (target <= 1.15)" if name == "eval" else ""))
+    if not args.memory_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            run = args.checkpoint or train_quick(work)
+            times = timings(run, work, args.repeat)
+        ref = statistics.median(times["reference"])
+        print(f"tokenize + decode (reference): median {ref:.1f} s over {args.repeat} rounds")
+        for name in ("eval", "eval+baselines"):
+            ratios = [t / r for t, r in zip(times[name], times["reference"])]
+            print(f"{name}: median {statistics.median(times[name]):.1f} s, {statistics.median(ratios):.2f} x the "
+                  f"reference" + (" (target <= 1.15)" if name == "eval" else ""))
 
+    peak_memory(lambda: streamed(256, args.features))  # one-time allocations (BLAS/LAPACK workspaces) first
     for n in (1000, 16000):
         s = peak_memory(lambda: streamed(n, args.features))
         k = peak_memory(lambda: kept(n, args.features))

@@ -80,6 +80,8 @@ def summarize(plan: Any, state: EvalState, store: TokenStore, seconds: float) ->
         "tokenize_failed": store.failed, "seed": plan.seed, "versions": versions(),
         "compare": plan.compare, "baselines": plan.baselines, "features": plan.features, "curve": plan.curve,
         "units_per_sample": units, "columns": columns, "distribution": distribution,
+        # metrics.json sorts its keys; the tables keep these orders
+        "order": {"columns": list(columns), "metrics": list(columns[TOKENIZER]["metrics"]) if TOKENIZER in columns else []},
         "seconds": seconds,
     }
 
@@ -93,8 +95,9 @@ def _plan_modality(plan: Any) -> dict[str, Any]:
 # -- text ----------------------------------------------------------------------------------------------------
 def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The main table: one row per codec at the tokenizer's rate (curve points left out)."""
-    cols = {n: c for n, c in result["columns"].items() if c.get("rate_multiple", 1.0) == 1.0}
-    metric_names = list(cols[TOKENIZER]["metrics"])
+    order = result["order"]
+    cols = {n: result["columns"][n] for n in order["columns"] if result["columns"][n].get("rate_multiple", 1.0) == 1.0}
+    metric_names = order["metrics"]
     units = list(result["units_per_sample"])
     fd = sorted(result["distribution"])
     head = ["codec", "bits/sample", *[f"bits/{u}" for u in units], *metric_names, *fd]
@@ -121,7 +124,8 @@ def format_text(result: dict[str, Any]) -> str:
             curve = sorted(c["bits_per_sample"] for c in result["columns"].values() if c.get("baseline") == name)
             lowest = f"; its lowest point on the curve spends {curve[0]:.0f}" if curve else ""
             out.append(f"{name}: no setting fits the tokenizer's {tok['bits_per_sample']:.0f} bits per sample{lowest}")
-    for name, c in result["columns"].items():
+    for name in result["order"]["columns"]:
+        c = result["columns"][name]
         if "codebook" in c:
             cb = c["codebook"]
             per = cb["used_per_codebook"]
@@ -158,7 +162,7 @@ def rd_plot(result: dict[str, Any]) -> bytes | None:
     import matplotlib.pyplot as plt
 
     cols = result["columns"]
-    metric = next(iter(cols[TOKENIZER]["metrics"]), None)
+    metric = next(iter(result["order"]["metrics"]), None)
     if metric is None:
         return None
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
@@ -240,7 +244,7 @@ def write_reports(out: Path, result: dict[str, Any], state: EvalState | None = N
         from tokcore.tokenizer import build_modality
 
         modality = build_modality(Checkpoint(result["checkpoint"]).meta()["modality"])
-        pictures = write_pictures(out, state, modality, list(result["columns"])) if state is not None else []
+        pictures = write_pictures(out, state, modality, result["order"]["columns"]) if state is not None else []
         plot = rd_plot(result)
         if plot:
             atomic_write_bytes(out / "rate_distortion.png", plot)

@@ -129,7 +129,7 @@ class EvalState:
         arrays: dict[str, np.ndarray] = {}
         columns = {}
         for name, col in self.columns.items():
-            columns[name] = {"samples": col.samples, "bits": col.bits, "totals": col.totals,
+            columns[name] = {"samples": col.samples, "bits": col.bits, "totals": list(col.totals.items()),  # ordered
                              "settings": dict(col.settings), "lengths": {str(k): v for k, v in col.lengths.items()},
                              "codes": [col.codes.codebook_size, col.codes.positions] if col.codes else None}
             if col.codes is not None:
@@ -147,7 +147,7 @@ class EvalState:
                 else:  # a string sample (text)
                     pictures[str(pos)][name] = x
         atomic_write_bytes(path.with_suffix(".safetensors"), save(arrays))
-        atomic_write_json(path.with_suffix(".json"), {
+        atomic_write_json(path.with_suffix(".json"), {  # keys sorted: orders that matter are lists
             "chunks": self.chunks, "samples": self.samples, "units": self.units, "columns": columns,
             "features": sorted(self.features), "pictures": pictures, "failed": self.failed})
 
@@ -160,7 +160,7 @@ class EvalState:
         state.failed = meta["failed"]
         for name, c in meta["columns"].items():
             col = state.column(name)
-            col.samples, col.bits, col.totals = c["samples"], c["bits"], c["totals"]
+            col.samples, col.bits, col.totals = c["samples"], c["bits"], dict(c["totals"])
             col.settings = Counter(c["settings"])
             col.lengths = Counter({int(k): v for k, v in c["lengths"].items()})
             if c["codes"]:

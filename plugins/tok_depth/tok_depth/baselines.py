@@ -4,7 +4,8 @@ Each map becomes the mean log depth over the valid pixels of each cell of a coar
 cell quantized uniformly over the range log depth takes on the training split, upsampled
 bilinearly. For a budget of bits per map, every (cells, bits per cell) split that fits is
 tried on the training split (grids keep the maps' aspect ratio) and the one with the lowest
-log RMSE is used, so the baseline is as good as this family allows at the tokenizer's rate.
+headline error (the modality's first metric, AbsRel) is used, so the baseline is as good as
+this family allows at the tokenizer's rate.
 """
 
 from __future__ import annotations
@@ -53,11 +54,6 @@ class GridLogDepthCodec:
         return F.interpolate(cells, size=depth.shape[-2:], mode="bilinear", align_corners=False).exp().float()
 
 
-def log_rmse(pred: Tensor, target: Tensor, valid: Tensor) -> float:
-    err = (pred.double().clamp_min(1e-6).log() - target.double().clamp_min(1e-6).log())[valid]
-    return float(err.square().mean().sqrt())
-
-
 class GridBaseline(Baseline):
     """Log depth on the best coarse grid at or under the tokenizer's bits per map.
 
@@ -86,6 +82,7 @@ class GridBaseline(Baseline):
         lo, hi = np.percentile(logs, [0.1, 99.9])
         pick = np.linspace(0, len(train) - 1, min(self.fit_maps, len(train))).round().astype(int)
         self._train, self._valid, self._range = train[pick], valid[pick], (float(lo), float(hi))
+        self._modality = modality
         self._codecs = {}
 
     def codec(self, bits: float, size: tuple[int, int]) -> GridLogDepthCodec:
@@ -106,13 +103,18 @@ class GridBaseline(Baseline):
                 if gw < 1:
                     continue
                 codec = GridLogDepthCodec((gh, gw), b, *self._range)
-                err = log_rmse(codec(train, valid), train, valid)
+                err = self._error(codec(train, valid), train)
                 if err < best_err:
                     best, best_err = codec, err
             if best is None:
                 raise BudgetTooSmall(f"{bits:.0f} bits cannot hold one grid cell")
             self._codecs[key] = best
         return self._codecs[key]
+
+    def _error(self, recon: Tensor, train: Tensor) -> float:
+        """The modality's headline error (its first metric) of decoded training maps."""
+        m = self._modality
+        return float(next(iter(m.metrics_from_totals(m.metric_totals(recon, train)).values())))
 
     def code(self, x: Tensor, bits: float, modality: Modality) -> Coded:
         codec = self.codec(bits, tuple(x.shape[-2:]))
