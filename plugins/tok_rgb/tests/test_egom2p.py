@@ -123,3 +123,13 @@ def test_frames_reach_only_decoders_that_take_them():
     tokens = tok.encode(clip)
     # a decoder without `frames` gives back what the tokens code; the argument is not forced on it
     assert tok.decode(tokens, frames=3).shape == tok.decode(tokens).shape == clip.shape
+
+
+def test_tokcore_eval_measures_depth_clips_per_frame(depth_run, depth_clips, tmp_path):
+    data = [f"data.path={depth_clips}", "data.crop_size=40", "data.size=32"]
+    assert main(["eval", "--checkpoint", str(depth_run), "--split", "all", "--output", str(tmp_path / "ev"),
+                 "--baselines", "none", "--quiet", *data]) == 0
+    column = json.loads((tmp_path / "ev" / "metrics.json").read_text())["columns"]["tokenizer"]
+    # decoded with the clips' 8 frames (not Cosmos's 9): 48 tokens over 8 frames
+    assert column["samples"] == 2 and column["tokens_per_frame"] == 48 / 8
+    assert set(column["metrics"]) == {"abs_rel", "rmse", "log_rmse", "mae", "delta1", "delta2", "delta3"}
