@@ -15,13 +15,15 @@ from tokcore.errors import ConfigError, TokcoreError
 from tokcore.runtime.io import atomic_write_text
 from tokcore.runtime.paths import output_folder
 from tokcore.tokens.store import TokenStore, key_path
+from tokcore.tokens.tokenize import FRAMES_KEY
 
 
 def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path, *, batch_size: int = 64,
                  limit: int | None = None, device: str = "auto", options: dict[str, Any] | None = None) -> tuple[int, int]:
     """Decode every sample of the store (or the first `limit`) and write it with the
     modality's `write_decoded` at `output/<key>` (plus suffix), undoing a per-sample
-    normalization with the side information in the samples' metadata. `options` are keyword
+    normalization with the side information in the samples' metadata; a clip comes back with
+    the frame count recorded at tokenize time (`FRAMES_KEY`). `options` are keyword
     arguments of the decoder's sampling (a diffusion decoder's `seed`, `steps`, ...), checked
     against its `forward`. Returns (samples, files)."""
     from tokcore.interfaces import Tokens
@@ -43,10 +45,10 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     keys = list(store)[:limit] if limit is not None else list(store)
     rows, files = [], 0
-    groups: dict[tuple[int, ...], list[str]] = {}
-    for k in keys:
-        groups.setdefault(store.shape(k), []).append(k)
-    for shape, ks in groups.items():
+    groups: dict[tuple[tuple[int, ...], int | None], list[str]] = {}
+    for k in keys:  # one decoder call per token shape and clip length
+        groups.setdefault((store.shape(k), store.meta(k).get(FRAMES_KEY)), []).append(k)
+    for (shape, frames), ks in groups.items():
         for start in range(0, len(ks), batch_size):
             chunk = ks[start:start + batch_size]
             arr = np.stack([store[k] for k in chunk])
@@ -55,7 +57,7 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
             else:
                 t = Tokens(latents=torch.from_numpy(arr.astype(np.float32)))
             t.side = stored_side([store.meta(k) for k in chunk])
-            raw = tok.decode(t, **options)
+            raw = tok.decode(t, **options) if frames is None else tok.decode(t, frames=frames, **options)
             for k, x in zip(chunk, raw.cpu() if isinstance(raw, torch.Tensor) else raw):
                 written = write(x, out / key_path(k), store.meta(k))
                 files += len(written)

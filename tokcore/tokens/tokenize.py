@@ -43,6 +43,9 @@ from tokcore.tokens.store import MANIFEST, SHARDS, list_shards, token_dtype
 from tokcore.tokens.writer import ShardWriter
 
 LONG_TIMEOUT_S = 7 * 24 * 3600.0  # ranks wait for the slowest one at the end
+# a clip's frame count, kept in each sample's metadata so `tokcore decode` gives back exactly
+# that many frames (a causal video decoder codes padded clips; `Tokenizer.decode(frames=)`)
+FRAMES_KEY = "num_frames"
 
 
 @dataclass
@@ -97,6 +100,12 @@ def encode_group(tok: Any, x: Tensor, amp: Any, counts: list[int] | None = None)
     data = data.cpu().numpy()
     mask = t.mask.cpu().numpy() if t.mask is not None else None
     return [data[b][mask[b]] if mask is not None else data[b] for b in range(len(data))]
+
+
+def frame_count(layout: str, x: Any) -> int | None:
+    """The number of frames of each clip of a stacked group `x` (a layout with a time axis
+    "T"), else None."""
+    return int(x.shape[1 + layout.index("T")]) if "T" in layout and isinstance(x, Tensor) else None
 
 
 def _check_range(arr: np.ndarray, codebook_size: int | None) -> None:
@@ -169,7 +178,9 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None, threads: T
                 for g in batch["groups"]:
                     x = g["input"]
                     x = x.to(ctx.device, non_blocking=cuda) if isinstance(x, Tensor) else x
-                    items = list(zip(g["indices"], g["meta"]))
+                    frames = frame_count(tok.modality.layout, x)
+                    metas = g["meta"] if frames is None else [{**m, FRAMES_KEY: frames} for m in g["meta"]]
+                    items = list(zip(g["indices"], metas))
                     counts = [job.count(i) for i in g["indices"]] if job.num_tokens is not None else None
                     try:
                         arrays = encode_group(tok, x, amp, counts)
