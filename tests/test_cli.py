@@ -96,7 +96,7 @@ def test_a_pattern_that_matches_nothing_says_so_and_exits_2(capsys):
     assert main(["list", "quantizers", "zz*"]) == 2
     cap = capsys.readouterr()
     assert cap.out == ""
-    assert cap.err == "tokcore: error: no quantizers match 'zz*'; quantizers: fsq, identity, lfq, rfsq, rvq, vq\n"
+    assert cap.err == "tokcore: error: no quantizers match 'zz*'; quantizers: cosmos_fsq, fsq, identity, lfq, rfsq, rvq, vq\n"
     assert main(["list", "quantizers", "fqs", "--json"]) == 2
     cap = capsys.readouterr()
     assert json.loads(cap.out) == []

@@ -6,7 +6,6 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from tok_text.vocabulary import UNK
 from tokcore.api import InputError, Modality, atomic_write_text
 
 
@@ -49,22 +48,15 @@ class TextModality(Modality):
         return x
 
     def metric_totals(self, recon: Any, target: Any) -> dict[str, float]:
-        """Counts over a batch: texts decoded exactly, texts equal up to whitespace, words of
-        the inputs, and [UNK] tokens in the decodings (a word the vocabulary cannot spell
-        comes back as one)."""
+        """Counts over a batch: texts decoded exactly, equal up to whitespace, and equal up to
+        case and whitespace (what a lowercasing vocabulary can give back at best)."""
         pairs = list(zip(recon, target))
         return {"_samples": float(len(pairs)), "exact": float(sum(r == t for r, t in pairs)),
                 "exact_up_to_spaces": float(sum(r.split() == t.split() for r, t in pairs)),
-                "_words": float(sum(len(t.split()) for t in target)),
-                "_unknown": float(sum(r.count(UNK) for r in recon))}
-
-    def metrics_from_totals(self, totals: Mapping[str, float]) -> dict[str, float]:
-        """Shares of texts decoded exactly (and up to whitespace), and [UNK] tokens per word."""
-        n = max(totals["_samples"], 1.0)
-        return {"exact": totals["exact"] / n, "exact_up_to_spaces": totals["exact_up_to_spaces"] / n,
-                "unknown_per_word": totals["_unknown"] / max(totals["_words"], 1.0)}
+                "exact_up_to_case": float(sum(r.casefold().split() == t.casefold().split() for r, t in pairs))}
 
     def metrics(self, recon: Any, target: Any) -> dict[str, float]:
+        """Shares of texts decoded exactly, up to whitespace, and up to case and whitespace."""
         return self.metrics_from_totals(self.metric_totals(recon, target))
 
     def rate_units(self, x: Any) -> dict[str, float]:
