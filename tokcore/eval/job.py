@@ -321,7 +321,8 @@ class Evaluator:
         tok = self.tok if column == TOKENIZER else self.others[column]
         positions = math.prod(tok.index_shape or [1]) if tok.is_discrete else 1
         for a in tokens:
-            col.lengths[int(a.size // max(positions, 1)) if a.dtype.kind in "iu" else int(a.shape[0])] += 1
+            # tokens: indices over their index positions (stages, heads); latent vectors over channels
+            col.lengths[int(a.size // positions) if a.dtype.kind in "iu" else int(a.size // a.shape[-1])] += 1
         if tok.is_discrete:
             if col.codes is None:
                 col.codes = CodeCounts(tok.codebook_size, positions)

@@ -90,10 +90,11 @@ class RGBModality(Modality):
                 **metric_sums(recon - lo, target - lo, data_range=hi - lo)}
 
     def metrics_from_totals(self, totals: Mapping[str, float]) -> dict[str, float]:
-        """MAE and RMSE over all elements, the other metrics as means over images (frames)."""
-        out = {"mae": totals["_abs_error"] / totals["_elements"],
-               "rmse": (totals["_squared_error"] / totals["_elements"]) ** 0.5}
-        return out | {k: v / totals["_frames"] for k, v in totals.items() if not k.startswith("_")}
+        """PSNR (the headline, first), SSIM, MS-SSIM and LPIPS as means over images (frames),
+        then MAE and RMSE over all elements."""
+        out = {k: v / totals["_frames"] for k, v in totals.items() if not k.startswith("_")}
+        return out | {"mae": totals["_abs_error"] / totals["_elements"],
+                      "rmse": (totals["_squared_error"] / totals["_elements"]) ** 0.5}
 
     def metrics(self, recon: Tensor, target: Tensor) -> dict[str, float]:
         """MAE and RMSE in raw units, PSNR (dB), SSIM, MS-SSIM (161 px per side or more) and,
