@@ -100,7 +100,7 @@ def test_a_pattern_that_matches_nothing_says_so_and_exits_2(capsys):
     assert main(["list", "quantizers", "fqs", "--json"]) == 2
     cap = capsys.readouterr()
     assert json.loads(cap.out) == []
-    assert cap.err.startswith("tokcore: error: no quantizers match 'fqs' (did you mean 'fsq'?); quantizers: fsq, ")
+    assert cap.err.startswith("tokcore: error: no quantizers match 'fqs' (did you mean 'fsq'?); quantizers: cosmos_fsq, fsq, ")
     assert main(["list", "quantizers", "f*"]) == 0 and "fsq" in capsys.readouterr().out
 
 

@@ -42,7 +42,7 @@ def test_base_entries_may_name_a_packaged_config(tmp_path):
     with pytest.raises(ConfigError) as err:
         config.load(child)
     assert str(err.value) == (f"{child}: _base_: tokcore:walks: tokcore has no config 'walks' "
-                              "(its configs: reconstruction, walks-fsq)")
+                              "(its configs: reconstruction, titok-quick, titok-video-quick, titok-video-v1, walks-fsq)")
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -51,7 +51,7 @@ def test_base_entries_may_name_a_packaged_config(tmp_path):
     ("tok-nothing-alike:quick", "tok-nothing-alike:quick: no installed plugin 'tok-nothing-alike' "
                                 "(tokcore plugins lists them)"),
     ("tokcore:walks-fsk", "tokcore:walks-fsk: tokcore has no config 'walks-fsk'; did you mean 'walks-fsq'? "
-                          "(its configs: reconstruction, walks-fsq)"),
+                          "(its configs: reconstruction, titok-quick, titok-video-quick, titok-video-v1, walks-fsq)"),
     ("PyYAML:quick", "pyyaml:quick: 'PyYAML' is installed but is not a tokcore plugin (tokcore plugins lists them)"),
     ("no/such/file.yaml", "no/such/file.yaml: no such config file; check the path"),
 ])
@@ -85,7 +85,7 @@ def test_run_directory_names():
 
 def test_every_shipped_config_has_a_one_line_header_and_resolves():
     shipped = sources.available()
-    assert shipped["tokcore"] == ["reconstruction", "walks-fsq"]
+    assert shipped["tokcore"] == ["reconstruction", "titok-quick", "titok-video-quick", "titok-video-v1", "walks-fsq"]
     for dist, names in shipped.items():
         for name in names:
             source = sources.packaged(dist, name)
