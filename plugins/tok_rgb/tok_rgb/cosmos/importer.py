@@ -153,7 +153,11 @@ def image_architecture(weights: dict[str, torch.Tensor], files: dict[str, str], 
     levels = _count(weights, r"encoder\.down\.(\d+)\.")
     mult = [shape(f"encoder.down.{i}.block.0.conv1.weight")[0] // channels for i in range(levels)]
     blocks = _count(weights, r"encoder\.down\.0\.block\.(\d+)\.")
-    steps = int(math.log2(spatial)) - int(math.log2(patch))
+    steps = sum(f"encoder.down.{i}.downsample.conv.weight" in weights for i in range(levels))
+    if patch * 2 ** steps != spatial:  # unlike video's, the image archives' downsamplings have weights
+        found = patch * 2 ** steps
+        raise ConfigError(f"{source}: the archive compresses {found}x{found} (DI{found}x{found}), but the variant says "
+                          f"{spatial}x{spatial}; pass variant=DI{found}x{found}", key="variant")
     top = RESOLUTION // patch
     encoder_res = [top // 2 ** min(i, steps) for i in range(levels)]
     decoder_res = [top // 2 ** (levels - 1) * 2 ** min(levels - 1 - i, steps) for i in range(levels)]
