@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from tok_rgb.cosmos.haar import haar_patch_image, haar_unpatch_image
 
 import tokcore
+from tokcore.config import load
 from tokcore.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cosmos"
@@ -93,3 +94,16 @@ def test_image_size_not_a_multiple_of_the_compression_is_one_line(run):
     tok = tokcore.load_tokenizer(run)
     with pytest.raises(ValueError, match="multiples of the spatial compression 8, got 36x32"):
         tok.encode(torch.zeros(1, 3, 36, 32, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("name, grid, downsamplings", [("di8x8", [32, 32], 1), ("di16x16", [16, 16], 2)])
+def test_di_configs_build_the_paper_size_networks(name, grid, downsamplings):
+    cfg = load(f"tok-rgb:{name}").data
+    with torch.device("meta"):  # full size, no memory
+        model = tokcore.build_tokenizer(cfg["model"], cfg["modality"], (3, 256, 256))
+    info = model.info()
+    assert info["components"]["encoder"] == "cosmos_image" and info["codebook_size"] == 64000
+    assert info["token_grid"] == grid
+    assert sum(hasattr(stage, "downsample") for stage in model.encoder.down) == downsamplings
+    assert sum(hasattr(stage, "upsample") for stage in model.decoder.up) == downsamplings
+    assert model.encoder.conv_in.weight.shape == (128, 3 * 4 * 4, 3, 3)
