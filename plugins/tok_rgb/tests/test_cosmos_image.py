@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from tok_rgb.cosmos.haar import haar_patch_image, haar_unpatch_image
 
 import tokcore
-from tokcore.config import load
 from tokcore.cli import main
+from tokcore.config import load
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cosmos"
 ARCHIVE = FIXTURE / "Cosmos-Tokenizer-DI8x8"
@@ -80,10 +80,10 @@ def test_the_variant_comes_from_the_folder_name_and_must_fit_the_archive(tmp_pat
     assert main(["import", "cosmos", str(folder), "--output", str(tmp_path / "run"), "variant=DI8x8"]) == 0
     assert tokcore.load_tokenizer(tmp_path / "run").info()["token_grid"] == [32, 32]  # input_size 256 by default
     for args, message in (
-            (["variant=DV4x8x8"], "holds a Cosmos image tokenizer, but the variant is DV4x8x8; pass variant= one of "
-                                  "DI8x8, DI16x16"),
-            (["variant=DI16x16"], "the archive compresses 8x8 (DI8x8), but the variant says 16x16; "
-                                  "pass variant=DI8x8")):
+            (["variant=DV4x8x8"], ("holds a Cosmos image tokenizer, but the variant is DV4x8x8; pass variant= one "
+                                   "of DI8x8, DI16x16")),
+            (["variant=DI16x16"], ("the archive compresses 8x8 (DI8x8), but the variant says 16x16; "
+                                   "pass variant=DI8x8"))):
         code = main(["import", "cosmos", str(folder), "--output", str(tmp_path / "bad"), *args])
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1 and message in err

@@ -11,7 +11,7 @@ within each frame and causal temporal attention at each position.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -13,7 +13,8 @@ memory is bounded by one window; the latents of the windows follow each other in
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
