@@ -31,9 +31,10 @@ _DOC_ARGS = """
         channels_mult: width multipliers of the resolution levels (one level per entry).
         num_res_blocks: residual blocks per level (the decoder has one more).
         attn_resolutions: feature-map sizes at which residual blocks are followed by
-            attention, as Cosmos counts them: from `resolution / patch_size`, halved at each
-            encoder downsampling; the decoder counts from the encoder's size at the deepest
-            level divided by 2**(levels - 1) (Cosmos's own count, kept for its checkpoints).
+            attention, as Cosmos counts them: the encoder from `resolution / patch_size`,
+            halved at each downsampling; the decoder from `resolution / patch_size /
+            2**(levels - 1)` at its deepest level, doubled at each upsampling (Cosmos's own
+            counts, which differ; kept so that its checkpoints load).
         resolution: the nominal input size those sizes refer to.
         z_channels: width of the latent before the 1x1 projection to `embedding_dim`.
         patch_size: Haar-wavelet patch size in H and W (a power of two).
