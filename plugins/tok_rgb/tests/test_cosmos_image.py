@@ -88,6 +88,10 @@ def test_the_variant_comes_from_the_folder_name_and_must_fit_the_archive(tmp_pat
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1 and message in err
         assert not (tmp_path / "bad" / "checkpoints").exists()
+    video = FIXTURE / "Cosmos-Tokenizer-DV4x8x8"
+    code = main(["import", "cosmos", str(video), "--output", str(tmp_path / "bad"), "variant=DI8x8"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "holds a Cosmos video tokenizer, but the variant is DI8x8; pass variant= one of DV4x8x8" in err
 
 
 def test_image_size_not_a_multiple_of_the_compression_is_one_line(run):
