@@ -23,6 +23,8 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("decoder", "divae"): "tok-rgb",
     ("decoder", "cosmos"): "tok-rgb",
     ("encoder", "cosmos"): "tok-rgb",
+    ("decoder", "cosmos_image"): "tok-rgb",
+    ("encoder", "cosmos_image"): "tok-rgb",
     ("importer", "cosmos"): "tok-rgb",
     ("importer", "dalle"): "tok-rgb",
     ("importer", "4m"): "tok-rgb",

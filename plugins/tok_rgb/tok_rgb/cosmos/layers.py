@@ -11,6 +11,8 @@ within each frame and causal temporal attention at each position.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -60,16 +62,20 @@ class CausalNormalize(nn.Module):
 
 
 class ResnetBlock(nn.Module):
-    """norm, swish, factorized conv, twice; a 1x1x1 shortcut where the width changes."""
+    """norm, swish, conv, twice; a pointwise shortcut where the width changes. The video
+    networks' layers by default; the image networks pass their 2-D ones."""
 
-    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0):
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0,
+                 norm: Callable[[int], nn.Module] = CausalNormalize,
+                 conv: Callable[[int, int], nn.Module] = factorized_conv,
+                 shortcut: Callable[[int, int], nn.Module] = pointwise):
         super().__init__()
-        self.norm1 = CausalNormalize(in_channels)
-        self.conv1 = factorized_conv(in_channels, out_channels)
-        self.norm2 = CausalNormalize(out_channels)
+        self.norm1 = norm(in_channels)
+        self.conv1 = conv(in_channels, out_channels)
+        self.norm2 = norm(out_channels)
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = factorized_conv(out_channels, out_channels)
-        self.nin_shortcut = pointwise(in_channels, out_channels) if in_channels != out_channels else nn.Identity()
+        self.conv2 = conv(out_channels, out_channels)
+        self.nin_shortcut = shortcut(in_channels, out_channels) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
@@ -77,15 +83,19 @@ class ResnetBlock(nn.Module):
         return self.nin_shortcut(x) + h
 
 
-class _Attention(nn.Module):
-    def __init__(self, channels: int):
+class Attention(nn.Module):
+    """The parameters of Cosmos's single-head attention blocks: a norm, pointwise q, k, v and
+    output projections (the subclasses say among which positions it attends)."""
+
+    def __init__(self, channels: int, norm: Callable[[int], nn.Module] = CausalNormalize,
+                 proj: Callable[[int, int], nn.Module] = pointwise):
         super().__init__()
-        self.norm = CausalNormalize(channels)
-        self.q, self.k, self.v = pointwise(channels, channels), pointwise(channels, channels), pointwise(channels, channels)
-        self.proj_out = pointwise(channels, channels)
+        self.norm = norm(channels)
+        self.q, self.k, self.v = proj(channels, channels), proj(channels, channels), proj(channels, channels)
+        self.proj_out = proj(channels, channels)
 
 
-class SpatialAttention(_Attention):
+class SpatialAttention(Attention):
     """Single-head attention among the positions of each frame."""
 
     def forward(self, x: Tensor) -> Tensor:
@@ -99,7 +109,7 @@ class SpatialAttention(_Attention):
         return x + self.proj_out(out.reshape(b, t, hh, ww, c).permute(0, 4, 1, 2, 3))
 
 
-class TemporalAttention(_Attention):
+class TemporalAttention(Attention):
     """Single-head causal attention along time at each position: a frame sees itself and the past."""
 
     def forward(self, x: Tensor) -> Tensor:

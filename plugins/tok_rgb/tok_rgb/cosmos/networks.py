@@ -13,6 +13,7 @@ memory is bounded by one window; the latents of the windows follow each other in
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -130,7 +131,7 @@ class CosmosEncoder(Encoder):
                                                     level < self.shape.temporal_steps)
                 res //= 2
             self.down.append(stage)
-        self.mid = _middle(width, dropout)
+        self.mid = middle(width, dropout)
         self.norm_out = CausalNormalize(width)
         self.conv_out = factorized_conv(width, z_channels)
         self.quant_conv = pointwise(z_channels, embedding_dim)
@@ -147,13 +148,8 @@ class CosmosEncoder(Encoder):
             x = torch.cat([x, x[:, :, -1:].expand(-1, -1, pad, -1, -1)], dim=2)
         h = self.conv_in(haar_patch(x, self.shape.patch_size))
         for stage in self.down:
-            for i, block in enumerate(stage.block):
-                h = block(h)
-                if len(stage.attn):
-                    h = stage.attn[i](h)
-            if hasattr(stage, "downsample"):
-                h = stage.downsample(h)
-        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+            h = run_level(stage, h)
+        h = run_middle(self.mid, h)
         h = self.quant_conv(self.conv_out(F.silu(self.norm_out(h))))
         return h.permute(0, 2, 3, 4, 1)
 
@@ -193,7 +189,7 @@ class CosmosDecoder(Decoder):
         width = channels * channels_mult[-1]
         res = (resolution // patch_size) // 2 ** (levels - 1)
         self.conv_in = factorized_conv(z_channels, width)
-        self.mid = _middle(width, dropout)
+        self.mid = middle(width, dropout)
         spatial_ups, temporal_ups = self.shape.spatial_steps, self.shape.temporal_steps
         stages: list[nn.Module] = []
         for level in reversed(range(levels)):
@@ -223,15 +219,9 @@ class CosmosDecoder(Decoder):
         return out[:, :, :frames] if frames is not None else out
 
     def _decode_window(self, z: Tensor) -> Tensor:
-        h = self.conv_in(self.post_quant_conv(z))
-        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+        h = run_middle(self.mid, self.conv_in(self.post_quant_conv(z)))
         for stage in reversed(self.up):
-            for i, block in enumerate(stage.block):
-                h = block(h)
-                if len(stage.attn):
-                    h = stage.attn[i](h)
-            if hasattr(stage, "upsample"):
-                h = stage.upsample(h)
+            h = run_level(stage, h)
         h = self.conv_out(F.silu(self.norm_out(h)))
         return haar_unpatch(h, self.shape.patch_size)
 
@@ -239,12 +229,31 @@ class CosmosDecoder(Decoder):
         return torch.randn(batch_size, 3, 2, 2, self.in_dim)
 
 
-def _middle(width: int, dropout: float) -> nn.Module:
+def middle(width: int, dropout: float, block: Callable[..., nn.Module] = ResnetBlock,
+           attn: Callable[[int], nn.Module] = attention) -> nn.Module:
+    """The middle of Cosmos's encoders and decoders: residual block, attention, residual block."""
     mid = nn.Module()
-    mid.block_1 = ResnetBlock(width, width, dropout)
-    mid.attn_1 = attention(width)
-    mid.block_2 = ResnetBlock(width, width, dropout)
+    mid.block_1 = block(width, width, dropout)
+    mid.attn_1 = attn(width)
+    mid.block_2 = block(width, width, dropout)
     return mid
+
+
+def run_middle(mid: nn.Module, h: Tensor) -> Tensor:
+    return mid.block_2(mid.attn_1(mid.block_1(h)))
+
+
+def run_level(stage: nn.Module, h: Tensor) -> Tensor:
+    """One resolution level: its residual blocks (each followed by its attention, where the
+    level has attention), then its down- or upsampling, where it has one."""
+    for i, block in enumerate(stage.block):
+        h = block(h)
+        if len(stage.attn):
+            h = stage.attn[i](h)
+    for resample in ("downsample", "upsample"):
+        if hasattr(stage, resample):
+            h = getattr(stage, resample)(h)
+    return h
 
 
 def _check_size(x: Tensor, spatial: int, channels: int) -> None:
