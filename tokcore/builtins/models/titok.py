@@ -171,6 +171,18 @@ class TiTokEncoder(VariableLengthEncoder):
         self.backbone.grid(tuple(input_shape[1:]))  # a size it cannot patch is an error here too
         return (self.backbone.max_tokens,)
 
+    @property
+    def patch_shape(self) -> tuple[int, int, int]:
+        """(frames, height, width) of one patch; an image model's is 1 frame."""
+        bb = self.backbone
+        return (bb.temporal_patch_size, bb.patch_size, bb.patch_size)
+
+    def sequence_length(self, size: tuple[int, ...], num_tokens: int) -> int:
+        """Positions the transformer reads for one sample of `size` ((H, W) or (T, H, W)) with
+        `num_tokens` latent tokens (the decoder reads as many): what packing budgets."""
+        t, h, w = self.backbone.grid(tuple(size))
+        return t * h * w + num_tokens
+
     def forward(self, x: Tensor, num_tokens: Tensor | None = None) -> Tensor:
         bb = self.backbone
         x = bb.as_video(x)
