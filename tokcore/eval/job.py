@@ -74,7 +74,6 @@ class EvalOptions:
     curve: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
     fit_samples: int = 8192
     seed: int = 0
-    num_tokens: int | list[int] | None = None  # tokens per sample of a variable-length tokenizer (None: the most)
     device: str = "auto"
     threads: int | None = None
     progress: bool = True
@@ -97,6 +96,7 @@ class EvalPlan:
     chunk_samples: int = 256
     pictures: int = 8
     seed: int = 0
+    num_tokens: int | list[int] | None = None  # tokens per sample of a variable-length tokenizer (None: the most)
 
 
 # -- planning ------------------------------------------------------------------------------------------
