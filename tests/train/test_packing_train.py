@@ -5,6 +5,7 @@ accumulation; resumption bit-exact), and the per-sample views themselves."""
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from tokcore.train.packing import SizedViews, TokenBudgetSampler, ViewSizes, res
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import CRASH_HOOK, assert_same_weights, losses, tokcore_cmd, weights  # noqa: E402
 
-ARCH = {"image_size": 16, "patch_size": 4, "width": 32, "depth": 1, "num_heads": 2, "max_tokens": 6}
+ARCH = {"image_size": 24, "patch_size": 4, "width": 32, "depth": 1, "num_heads": 2, "max_tokens": 6}
 VIEWS = {"height": [8, 24], "width": [8, 24], "max_aspect": 2.0}
 
 
@@ -108,6 +109,11 @@ def test_packed_training_runs_titok_on_mixed_sizes(tmp_path, capsys):
     cfg = write_config(tmp_path)
     assert main(["train", "--config", str(cfg), "--output", str(tmp_path / "run")]) == 0
     assert len(losses(tmp_path / "run")) == 4 and all(np.isfinite(losses(tmp_path / "run")))
+    for k in (2, 5):  # the trained run, evaluated at a chosen token count through tokenize -> store -> decode
+        assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--split", "train", "--num-tokens", str(k),
+                     "--baselines", "none", "--quiet", "--output", str(tmp_path / f"eval{k}")]) == 0
+        column = json.loads((tmp_path / f"eval{k}/metrics.json").read_text())["columns"]["tokenizer"]
+        assert column["tokens_per_sample"] == k and column["samples"] == 40
     spec = yaml.safe_load(cfg.read_text())
     spec["train"].pop("views")
     cfg.write_text(yaml.safe_dump(spec))
