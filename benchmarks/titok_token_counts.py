@@ -1,7 +1,7 @@
 """Reconstruction quality of one trained TiTok against its number of tokens, on held-out real
 photos and held-out real clips, each at two sizes with the same weights.
 
-    python benchmarks/titok_token_counts.py --image-run RUN --video-run RUN --clips DIR [--output FILE]
+    python benchmarks/titok_token_counts.py --image-run RUN --video-run RUN --clips DIR [--counts 1,4,16] [--output FILE]
 
 RUN: a run directory of `tokcore:titok-quick` / `tokcore:titok-video-quick`. Photos: the crops
 of scikit-image's held-out photos (chelsea, coffee; never seen in training) at the training
@@ -46,6 +46,12 @@ def evaluate(tok, dataset, counts: list[int], batch_size: int = 16) -> list[dict
     return rows
 
 
+def in_range(tok, counts: list[int]) -> list[int]:
+    """The counts within the range the model was trained with."""
+    r = tok.info()["num_tokens"]
+    return [c for c in counts if r["train_min"] <= c <= r["max"]]
+
+
 def table(title: str, rows: list[dict[str, float]], samples: int) -> str:
     names = [c for c in ("psnr", "ssim", "lpips") if c in rows[0]]
     head = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓"}
@@ -63,14 +69,15 @@ def main() -> None:
     ap.add_argument("--video-run", required=True)
     ap.add_argument("--clips", required=True, help="the held-out clips folder (scripts/titok_small_clips.py OUT/val)")
     ap.add_argument("--crops", type=int, default=48, help="crops per held-out photo")
+    ap.add_argument("--counts", type=lambda t: [int(c) for c in t.split(",")], default=[1, 2, 4, 8, 16, 32, 64, 128],
+                    help="token counts to measure, those within each model's range (default 1,2,4,...,128)")
     ap.add_argument("--output", help="also write the tables to this markdown file")
     args = ap.parse_args()
     torch.manual_seed(0)
     parts = []
 
     image = tokcore.load_tokenizer(args.image_run)
-    top = image.info()["num_tokens"]["max"]
-    counts = [c for c in (4, 8, 16, 32, 64) if c <= top]
+    counts = in_range(image, args.counts)
     for size, scale in ((32, 0.5), (48, 0.5)):
         photos = registry.build("dataset", {"name": "skimage_photos", "size": size, "crops_per_photo": args.crops,
                                             "scale": scale, "split": "val", "seed": 1})
@@ -80,8 +87,7 @@ def main() -> None:
         print(parts[-1], flush=True)
 
     video = tokcore.load_tokenizer(args.video_run)
-    top = video.info()["num_tokens"]["max"]
-    counts = [c for c in (8, 16, 32, 64, 128) if c <= top]
+    counts = in_range(video, args.counts)
     for size, crop in ((32, 32), (48, [48, 64])):
         clips = registry.build("dataset", {"name": "video_files", "path": args.clips, "clip_length": 8,
                                            "clip_stride": 8, "size": size, "crop_size": crop, "crop": "center",

@@ -52,7 +52,10 @@ class GuardedDataset(torch.utils.data.Dataset):
         key = sample_key(self.dataset, index)
         try:
             s = self.dataset[index]
-            return {"index": index, "key": key, "input": s["input"], "meta": s.get("meta") or {}}
+            out = {"index": index, "key": key, "input": s["input"], "meta": s.get("meta") or {}}
+            if "num_tokens" in s:  # a packed batch's drawn token count (tokcore.train.packing.SizedViews)
+                out["num_tokens"] = s["num_tokens"]
+            return out
         except Exception as err:  # a TokcoreError's message is complete; anything else gets its type
             reason = str(err) if isinstance(err, TokcoreError) else f"{type(err).__name__}: {err}"
             return {"index": index, "key": key, "error": f"{key}: cannot load: {reason}"}
@@ -173,6 +176,29 @@ class Collate:
                 "failed": failed}
 
 
+class PackedCollate:
+    """Training's collate for a packed batch (`train.max_tokens`): samples of different sizes
+    kept apart, `{"input": [each sample normalized], "num_tokens": (B,) or None, "raw": [...],
+    "mask": None, "side", "keys", "failed"}` in the samples' order; `input` is None when no
+    sample could be used."""
+
+    def __init__(self, modality: Modality):
+        self.modality = modality
+
+    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+        groups, failed = prepare_samples(self.modality, samples)
+        if not groups:
+            return {"input": None, "mask": None, "raw": None, "side": None, "keys": [], "failed": failed}
+        counts = {int(s["index"]): s["num_tokens"] for s in samples if "num_tokens" in s and "index" in s}
+        members = sorted((index, key, g.input[b], g.raw[b]) for g in groups
+                         for b, (index, key) in enumerate(zip(g.indices, g.keys)))
+        num_tokens = None
+        if counts:
+            num_tokens = torch.tensor([counts[index] for index, *_ in members])
+        return {"input": [m[2] for m in members], "num_tokens": num_tokens, "raw": [m[3] for m in members],
+                "mask": None, "side": None, "keys": [m[1] for m in members], "failed": failed}
+
+
 def _shape(shape: Any) -> str:
     return "(not an array)" if shape == OBJECTS else str(tuple(shape))
 
@@ -220,6 +246,8 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     def move(v: Any) -> Any:
         if isinstance(v, torch.Tensor):
             return v.to(device, non_blocking=nb)
+        if isinstance(v, list):  # a packed batch's samples
+            return [move(x) for x in v]
         return {k: move(x) for k, x in v.items()} if isinstance(v, dict) else v
 
     return {k: move(v) for k, v in batch.items()}

@@ -290,7 +290,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     opts = EvalOptions(batch_size=args.batch_size, chunk_samples=args.chunk_samples, pictures=args.pictures,
                        seed=args.seed, device=args.device, threads=args.threads, progress=not args.quiet)
     evaluate(args.checkpoint, args.output, args.split, args.overrides, compare=args.compare,
-             baselines=args.baselines, features=parse_features(args.features), nproc=args.nproc, options=opts)
+             baselines=args.baselines, features=parse_features(args.features), nproc=args.nproc, options=opts,
+             num_tokens=args.num_tokens)
     return 0
 
 
@@ -430,6 +431,8 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="torch threads per process")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--num-tokens", type=_token_count, metavar="K|LO:HI",
+                   help="variable-length tokenizers (titok): K tokens per sample (default: the most)")
 @_builtin("import", cmd_import, "a pretrained tokenizer released elsewhere (Cosmos, DALL-E, ...) as a run directory")
 def _import_args(p: argparse.ArgumentParser) -> None:
     p.intermixed = True  # type: ignore[attr-defined]  # `import NAME SOURCE --output DIR key=value`

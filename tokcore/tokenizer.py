@@ -124,7 +124,9 @@ class SequenceCoding(Coding):
     def latent_dim(self, tok: "Tokenizer") -> int | None:
         return tok.quantizer.dim
 
-    def forward(self, tok: "Tokenizer", x: Tensor, cond: dict[str, Any]) -> TokenizerOutput:
+    def forward(self, tok: "Tokenizer", x: Tensor | list[Tensor], cond: dict[str, Any]) -> TokenizerOutput:
+        if isinstance(x, list):
+            return self._forward_packed(tok, x, cond)
         counts = cond.pop("num_tokens", None)
         if counts is None and tok.training:
             counts = tok.encoder.draw_num_tokens(x.shape[0], x.device)
@@ -133,6 +135,19 @@ class SequenceCoding(Coding):
         mask = lengths_mask(counts, z.shape[1])
         q = self._quantize(tok, z, mask)
         return TokenizerOutput(tok.decoder(q.quantized, mask=mask, **{"size": tuple(x.shape[2:]), **cond}), q, z)
+
+    def _forward_packed(self, tok: "Tokenizer", xs: list[Tensor], cond: dict[str, Any]) -> TokenizerOutput:
+        """A packed batch (samples of different sizes, `tokcore.train.packing`) through the
+        encoder's and decoder's `forward_packed`: recon and latents are lists, one per sample."""
+        counts = cond.pop("num_tokens", None)
+        if counts is None and tok.training:
+            counts = tok.encoder.draw_num_tokens(len(xs))
+        counts = tok.encoder.check_num_tokens(counts, len(xs)).tolist()
+        zs = tok.encoder.forward_packed(xs, counts)
+        q = tok.quantizer(torch.cat(zs))
+        quantized = list(q.quantized.split(counts))
+        recon = tok.decoder.forward_packed(quantized, [tuple(x.shape[1:]) for x in xs])
+        return TokenizerOutput(recon, q, zs)
 
     @staticmethod
     def _quantize(tok: "Tokenizer", z: Tensor, mask: Tensor) -> QuantizerOutput:

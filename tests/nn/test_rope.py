@@ -16,12 +16,12 @@ from tokcore.nn.rope import (
 from tokcore.nn.transformer import Attention
 
 
-def reference_rotation(x, positions, sections, base=10000.0):
+def reference_rotation(x, positions, sections, base=10000.0, axis_of_plane=None):
     """Plane i of x (entries 2i, 2i+1 as a complex number) times exp(1j * p[axis(i)] * base^(-2i/d)),
     computed one plane at a time in float64."""
     d = x.shape[-1]
     out = torch.empty_like(x, dtype=torch.float64)
-    axis_of_plane = [a for a, s in enumerate(sections) for _ in range(s)]
+    axis_of_plane = axis_of_plane or [a for a, s in enumerate(sections) for _ in range(s)]
     for i in range(d // 2):
         z = torch.complex(x[..., 2 * i].double(), x[..., 2 * i + 1].double())
         angle = positions[:, axis_of_plane[i]].double() * base ** (-2.0 * i / d)
@@ -86,3 +86,16 @@ def test_sections_and_errors():
     with pytest.raises(ValueError, match="coordinates"):
         MRoPE(16).angles(torch.zeros(4, 2))
     assert math.isclose(float(MRoPE(16).inv_freq()[1]), 10000 ** (-2 / 16), rel_tol=1e-6)
+
+
+def test_interleaved_planes_give_every_axis_high_and_low_frequencies():
+    torch.manual_seed(0)
+    rope = MRoPE(16, axes=3, sections=(2, 3, 3), interleaved=True)
+    planes = [0, 1, 2, 0, 1, 2, 1, 2]  # dealt in turn; t's 2 planes run out first
+    assert rope.axis_of_plane == planes
+    positions = grid_positions(2, 3, 4)
+    x = torch.randn(1, 2, len(positions), 16)
+    want = reference_rotation(x, positions, rope.sections, axis_of_plane=planes)
+    torch.testing.assert_close(apply_rope(x, rope.angles(positions)).double(), want, atol=1e-5, rtol=1e-5)
+    fastest = {a: max(rope.inv_freq()[i].item() for i, b in enumerate(planes) if b == a) for a in range(3)}
+    assert min(fastest.values()) >= 0.1  # in blocks, w would turn by base^(-10/16) = 0.003 at most

@@ -55,6 +55,12 @@ class TrainSettings:
         freeze: parts of the model to keep fixed: any of "encoder", "quantizer", "decoder".
         multires: [min, max, step] side lengths: each batch is resized to a random size from
             this range (image and video modalities), or None.
+        max_tokens: pack each micro-batch to this many sequence positions instead of
+            batch_size samples (`tokcore.train.packing`; an encoder with `forward_packed` and
+            `sequence_length`, such as titok); None: fixed-size batches.
+        views: with max_tokens, the ranges each sample's size is drawn from per epoch:
+            {height: [min, max], width: [min, max], max_aspect, frames: [min, max],
+            frame_stride: [min, max]} (`tokcore.train.packing.ViewSizes`); None keeps the data's sizes.
     """
 
     steps: int = 1000
@@ -82,6 +88,8 @@ class TrainSettings:
     init_from: str | None = None
     freeze: list[Literal["encoder", "quantizer", "decoder"]] = field(default_factory=list)
     multires: list[int] | None = None
+    max_tokens: int | None = None
+    views: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -96,6 +96,7 @@ class EvalPlan:
     chunk_samples: int = 256
     pictures: int = 8
     seed: int = 0
+    num_tokens: int | list[int] | None = None  # tokens per sample of a variable-length tokenizer (None: the most)
 
 
 # -- planning ------------------------------------------------------------------------------------------
@@ -384,7 +385,7 @@ def merged_state(out: Path, world: int) -> EvalState:
 def evaluate(checkpoint: str | Path, output: str | Path | None = None, split: str = "val",
              overrides: Sequence[str] = (), *, compare: Sequence[str | Path] = (),
              baselines: Sequence[str] | None = None, features: dict[str, str] | None = None, nproc: int = 1,
-             options: EvalOptions | None = None) -> dict[str, Any]:
+             options: EvalOptions | None = None, num_tokens: int | list[int] | None = None) -> dict[str, Any]:
     """Evaluate the run `checkpoint` on `split` of its dataset (with `data.KEY=VALUE`
     `overrides`) into `output` (default `<run>/eval-<split>`); returns what `metrics.json`
     holds. A finished evaluation is read back, not redone."""
@@ -393,7 +394,8 @@ def evaluate(checkpoint: str | Path, output: str | Path | None = None, split: st
     opts = options or EvalOptions()
     if nproc < 1 or opts.batch_size < 1 or opts.chunk_samples < 1:
         raise TokcoreError("--nproc, the batch size and the chunk size must be at least 1")
-    plan = make_plan(checkpoint, split, overrides, compare, baselines, dict(features or {}), opts)
+    plan = replace(make_plan(checkpoint, split, overrides, compare, baselines, dict(features or {}), opts),
+                   num_tokens=num_tokens)
     out = Path(output) if output else Path(checkpoint) / f"eval-{split}"
     if (out / METRICS).is_file() and (out / PLAN).is_file():
         check_plan(out, plan)
@@ -404,7 +406,8 @@ def evaluate(checkpoint: str | Path, output: str | Path | None = None, split: st
     start = time.time()
     tok_opts = TokenizeOptions(batch_size=opts.batch_size, device=opts.device, progress=opts.progress,
                                threads=opts.threads, workers=0)
-    summary = tokenize(plan.checkpoint, out / "tokens", data=plan.data, nproc=nproc, options=tok_opts)
+    summary = tokenize(plan.checkpoint, out / "tokens", data=plan.data, nproc=nproc, options=tok_opts,
+                       num_tokens=plan.num_tokens)
     if not (summary.samples or summary.already_complete) or len(TokenStore(out / "tokens")) == 0:
         raise TokcoreError(f"split '{split}' of {plan.checkpoint}'s dataset has no samples to evaluate; "
                            "choose another --split or data overrides")

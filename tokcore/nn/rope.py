@@ -41,9 +41,15 @@ class MRoPE(nn.Module):
         axes: coordinates per position (3 for t, h, w).
         sections: rotation planes per axis, summing to head_dim / 2 (default: `default_sections`).
         base: frequency base (10000 as in RoFormer).
+        interleaved: deal the planes to the axes in turn (t, h, w, t, h, w, ...; an axis whose
+            section is used up is skipped) instead of in consecutive runs, so every axis gets
+            high and low frequencies (Qwen3-VL's interleaved M-RoPE). With runs and a small
+            head, the last axes get only the lowest frequencies: at head width 24, w turns by
+            at most 0.002 rad per step, too little to tell neighbouring patches apart.
     """
 
-    def __init__(self, head_dim: int, axes: int = 3, sections: tuple[int, ...] | None = None, base: float = 10000.0):
+    def __init__(self, head_dim: int, axes: int = 3, sections: tuple[int, ...] | None = None, base: float = 10000.0,
+                 interleaved: bool = False):
         super().__init__()
         if head_dim % 2:
             raise ValueError(f"rotary embeddings need an even head width, got {head_dim}")
@@ -54,7 +60,7 @@ class MRoPE(nn.Module):
         self.head_dim, self.axes, self.sections, self.base = head_dim, axes, sections, base
         # No buffers: the tables are made on the positions' device when needed, so a model
         # built on the meta device and materialized later has nothing to restore.
-        self.axis_of_plane = [a for a, n in enumerate(sections) for _ in range(n)]
+        self.axis_of_plane = _interleave(sections) if interleaved else [a for a, n in enumerate(sections) for _ in range(n)]
 
     def inv_freq(self, device: torch.device | None = None) -> Tensor:
         """The rotation frequency of each plane, `base ** (-2i / head_dim)` (fp32)."""
@@ -67,6 +73,17 @@ class MRoPE(nn.Module):
             raise ValueError(f"positions have {positions.shape[-1]} coordinates, this rotary embedding {self.axes}")
         axis = torch.tensor(self.axis_of_plane, device=positions.device)
         return positions.float()[..., axis] * self.inv_freq(positions.device)
+
+
+def _interleave(sections: tuple[int, ...]) -> list[int]:
+    """The axis of each plane, dealt in turn to the axes that still have planes left."""
+    left, out = list(sections), []
+    while any(left):
+        for a in range(len(left)):
+            if left[a]:
+                out.append(a)
+                left[a] -= 1
+    return out
 
 
 def apply_rope(x: Tensor, angles: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import DataLoader
 
-from tokcore.batch import Collate, GuardedDataset, resize_batch, to_device
+from tokcore.batch import Collate, GuardedDataset, PackedCollate, resize_batch, to_device
 from tokcore.config import dump
 from tokcore.config.spec import RunSpec, TrainSettings
 from tokcore.errors import ConfigError
@@ -46,6 +46,7 @@ from tokcore.train.build import build_parts, prepare_run_dir, seed_everything
 from tokcore.train.evaluate import evaluate
 from tokcore.train.log import MetricsLog, format_metrics
 from tokcore.train.optim import WeightEMA, adamw, learning_rate, no_weight_decay, settings_for
+from tokcore.train.packing import SizedViews, TokenBudgetSampler, ViewSizes
 from tokcore.train.sampler import StepBatchSampler
 from tokcore.train.samples import samples_path, write_samples
 
@@ -154,15 +155,43 @@ class TrainingRun:
 
     def _train_batches(self) -> Iterator[dict[str, Any]]:
         s, ctx = self.settings, self.ctx
-        sampler = StepBatchSampler(len(self.train_set), s.batch_size, s.grad_accum, ctx.rank, ctx.world_size,
-                                   self.spec.seed, start_step=self.start_step)
+        dataset, collate = self.train_set, self.collate
+        if s.max_tokens is not None:
+            dataset, sampler = self._packed(s, ctx)
+            collate = PackedCollate(self.model.modality)
+        else:
+            sampler = StepBatchSampler(len(self.train_set), s.batch_size, s.grad_accum, ctx.rank, ctx.world_size,
+                                       self.spec.seed, start_step=self.start_step)
         # The loader gets its own generator: it must not draw from the global RNG, or a resumed
         # run would consume random numbers the uninterrupted run did not.
-        loader = DataLoader(GuardedDataset(self.train_set), batch_sampler=sampler, collate_fn=self.collate,
+        loader = DataLoader(GuardedDataset(dataset), batch_sampler=sampler, collate_fn=collate,
                             num_workers=s.num_workers, pin_memory=ctx.device.type == "cuda",
                             generator=torch.Generator().manual_seed(self.spec.seed),
                             persistent_workers=s.num_workers > 0)
         return iter(loader)
+
+    def _packed(self, s: TrainSettings, ctx: Context) -> tuple[SizedViews, TokenBudgetSampler]:
+        """Packed training (train.max_tokens): each sample's size and token count drawn per
+        epoch (train.views), micro-batches filled to the token budget."""
+        encoder = self.model.encoder
+        where = self.spec.where("train.max_tokens")
+        if not (hasattr(encoder, "forward_packed") and hasattr(encoder, "sequence_length")):
+            raise ConfigError(f"encoder '{self.spec.model.encoder.name}' cannot run packed batches (no forward_packed); "
+                              "remove train.max_tokens or use an encoder that packs (titok)", key="train.max_tokens",
+                              file=where)
+        if s.views is None:
+            raise ConfigError("packed batches draw each sample's size: set train.views "
+                              "({height: [min, max], width: [min, max], ...})", key="train.views", file=where)
+        if s.multires:
+            raise ConfigError("train.multires resizes fixed-size batches; with train.max_tokens use train.views",
+                              key="train.multires", file=where)
+        first = torch.as_tensor(self.train_set[0]["input"])
+        clip_frames = first.shape[1] if first.dim() == 4 else None
+        views = SizedViews(self.train_set, ViewSizes.from_config(s.views), encoder.patch_shape,
+                           encoder.num_tokens_range, self.spec.seed, clip_frames)
+        sampler = TokenBudgetSampler(views.lengths(encoder.sequence_length), s.max_tokens, s.grad_accum, ctx.rank,
+                                     ctx.world_size, self.spec.seed, start_step=self.start_step)
+        return views, sampler
 
     def _val_batches(self, s: TrainSettings, ctx: Context) -> Iterator[dict[str, Any]]:
         shard = list(range(ctx.rank, len(self.val_set), ctx.world_size))

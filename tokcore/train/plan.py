@@ -25,7 +25,8 @@ def dry_run(spec: RunSpec, nproc: int = 1) -> str:
     if is_fit(spec):
         return _fit_plan(spec, parts)
     s, model, train_set = spec.train, parts.model, parts.train_set
-    check_global_batch(len(train_set), s.batch_size, s.grad_accum, nproc)
+    if s.max_tokens is None:  # packed batches: the token-budget sampler checks its own step when training
+        check_global_batch(len(train_set), s.batch_size, s.grad_accum, nproc)
     first = first_loadable(train_set)
     guarded = GuardedDataset(train_set)
     batch = Collate(model.modality)([guarded[i] for i in range(min(s.batch_size, len(train_set)))])

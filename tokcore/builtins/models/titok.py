@@ -69,7 +69,7 @@ class _Backbone(nn.Module):
 
     def __init__(self, channels: int, image_size: int, frames: int | None, patch_size: int,
                  temporal_patch_size: int, max_tokens: int, width: int, depth: int, num_heads: int,
-                 mlp_ratio: float, num_kv_heads: int | None, qk_norm: bool, mlp: str, what: str):
+                 mlp_ratio: float, num_kv_heads: int | None, qk_norm: bool, mlp: str, rope: str, what: str):
         super().__init__()
         if max_tokens < 1:
             raise ConfigError(f"must be at least 1, got {max_tokens}", key="max_tokens")
@@ -81,7 +81,9 @@ class _Backbone(nn.Module):
         self.max_tokens, self.width = max_tokens, width
         self.patch_dim = channels * self.temporal_patch_size * patch_size**2
         self.transformer = Transformer(width, depth, num_heads, mlp_ratio, num_kv_heads, qk_norm, mlp)
-        self.rope = MRoPE(width // num_heads, axes=3)
+        if rope not in ("blocks", "interleaved"):
+            raise ConfigError(f"must be 'blocks' or 'interleaved', got {rope!r}", key="rope")
+        self.rope = MRoPE(width // num_heads, axes=3, interleaved=rope == "interleaved")
         self.grid((frames or 1, image_size, image_size))  # the built size must be valid
 
     @property
@@ -135,7 +137,11 @@ _ARGS_DOC = """
         mlp_ratio: MLP hidden size as a multiple of width.
         num_kv_heads: key/value heads (grouped-query attention); None: num_heads.
         qk_norm: LayerNorm on queries and keys per head.
-        mlp: "gelu" or "geglu"."""
+        mlp: "gelu" or "geglu".
+        rope: how M-RoPE's rotation planes are shared by t, h and w: "blocks" (consecutive
+            runs, Qwen2-VL's layout; the last axes get only the lowest frequencies) or
+            "interleaved" (each axis gets high and low ones, Qwen3-VL's; what a small head
+            needs to tell neighbouring patches apart)."""
 
 
 class TiTokEncoder(VariableLengthEncoder):
@@ -153,14 +159,15 @@ class TiTokEncoder(VariableLengthEncoder):
     def __init__(self, in_channels: int = 3, out_dim: int = 5, image_size: int = 256, frames: int | None = None,
                  patch_size: int = 16, temporal_patch_size: int = 4, max_tokens: int = 128, min_tokens: int = 1,
                  width: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
-                 num_kv_heads: int | None = None, qk_norm: bool = True, mlp: Literal["gelu", "geglu"] = "gelu"):
+                 num_kv_heads: int | None = None, qk_norm: bool = True, mlp: Literal["gelu", "geglu"] = "gelu",
+                 rope: Literal["blocks", "interleaved"] = "blocks"):
         super().__init__()
         if not 1 <= min_tokens <= max_tokens:
             raise ConfigError(f"must be in [1, max_tokens={max_tokens}], got {min_tokens}", key="min_tokens")
         self.in_channels, self.out_dim = in_channels, out_dim
         self.num_tokens_range = (min_tokens, max_tokens)
         self.backbone = _Backbone(in_channels, image_size, frames, patch_size, temporal_patch_size, max_tokens,
-                                  width, depth, num_heads, mlp_ratio, num_kv_heads, qk_norm, mlp, "titok encoder")
+                                  width, depth, num_heads, mlp_ratio, num_kv_heads, qk_norm, mlp, rope, "titok encoder")
         self.patch_embed = nn.Linear(self.backbone.patch_dim, width)
         self.latent_tokens = nn.Parameter(torch.randn(max_tokens, width) * width**-0.5)
         self.head = nn.Linear(width, out_dim)
@@ -170,6 +177,18 @@ class TiTokEncoder(VariableLengthEncoder):
     def token_grid(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         self.backbone.grid(tuple(input_shape[1:]))  # a size it cannot patch is an error here too
         return (self.backbone.max_tokens,)
+
+    @property
+    def patch_shape(self) -> tuple[int, int, int]:
+        """(frames, height, width) of one patch; an image model's is 1 frame."""
+        bb = self.backbone
+        return (bb.temporal_patch_size, bb.patch_size, bb.patch_size)
+
+    def sequence_length(self, size: tuple[int, ...], num_tokens: int) -> int:
+        """Positions the transformer reads for one sample of `size` ((H, W) or (T, H, W)) with
+        `num_tokens` latent tokens (the decoder reads as many): what packing budgets."""
+        t, h, w = self.backbone.grid(tuple(size))
+        return t * h * w + num_tokens
 
     def forward(self, x: Tensor, num_tokens: Tensor | None = None) -> Tensor:
         bb = self.backbone
@@ -215,11 +234,11 @@ class TiTokDecoder(Decoder):
                  frames: int | None = None, patch_size: int = 16, temporal_patch_size: int = 4,
                  max_tokens: int = 128, width: int = 768, depth: int = 12, num_heads: int = 12,
                  mlp_ratio: float = 4.0, num_kv_heads: int | None = None, qk_norm: bool = True,
-                 mlp: Literal["gelu", "geglu"] = "gelu"):
+                 mlp: Literal["gelu", "geglu"] = "gelu", rope: Literal["blocks", "interleaved"] = "blocks"):
         super().__init__()
         self.in_dim, self.out_channels = require_dim(in_dim, "in_dim"), out_channels
         self.backbone = _Backbone(out_channels, image_size, frames, patch_size, temporal_patch_size, max_tokens,
-                                  width, depth, num_heads, mlp_ratio, num_kv_heads, qk_norm, mlp, "titok decoder")
+                                  width, depth, num_heads, mlp_ratio, num_kv_heads, qk_norm, mlp, rope, "titok decoder")
         self.embed = nn.Linear(self.in_dim, width)
         self.mask_token = nn.Parameter(torch.randn(width) * width**-0.5)
         self.to_pixels = nn.Linear(width, self.backbone.patch_dim)
