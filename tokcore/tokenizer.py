@@ -271,15 +271,18 @@ class Tokenizer(nn.Module):
             return self.coding.encode(self, _to(x, module_device(self)), num_tokens)
 
     @torch.inference_mode()
-    def decode(self, tokens: Tokens | Tensor, frames: int | None = None, **cond: Any) -> Any:
+    def decode(self, tokens: Tokens | Tensor, frames: int | None = None, size: Sequence[int] | None = None,
+               **cond: Any) -> Any:
         """Tokens (or an index tensor) back to raw values (with `tokens.side` when the
-        modality's normalization is per sample). A variable-length tokenizer's decoder takes
-        the output `size` ((H, W) or (T, H, W); default the size it was trained at).
-        `frames`: the clip length to give back, passed to a decoder whose `forward` names it
-        (one that codes clips padded to its temporal stride, such as Cosmos's, trims to it);
-        other decoders give back as many frames as the tokens code, and ignore it."""
-        if frames is not None and "frames" in inspect.signature(self.decoder.forward).parameters:
-            cond["frames"] = frames
+        modality's normalization is per sample). Each of these is passed only to a decoder
+        whose `forward` names it, and ignored by others (their tokens fix the output):
+        `frames`: the clip length to give back (a decoder that codes clips padded to its
+        temporal stride, such as Cosmos's, trims to it); `size`: the output (H, W) or
+        (T, H, W) (a 1D tokenizer decodes to any size; default the size it was trained at)."""
+        accepts = inspect.signature(self.decoder.forward).parameters
+        for name, value in (("frames", frames), ("size", size)):
+            if value is not None and name in accepts:
+                cond[name] = tuple(value) if name == "size" else value
         if isinstance(tokens, Tensor):
             tokens = Tokens(indices=tokens) if not tokens.is_floating_point() else Tokens(latents=tokens)
         device = module_device(self)

@@ -79,3 +79,22 @@ def test_a_fixed_count_and_bad_counts(run, tmp_path, capsys):
     assert "'5:3' is not a token count K or a range LO:HI" in capsys.readouterr().err
     assert tokenize(run["run"], tmp_path / "all") == 0
     assert TokenStore(tmp_path / "all").token_shape == (8,)  # default: the most
+
+
+def test_samples_of_another_size_decode_to_their_size_from_the_store(run, tmp_path):
+    """The store records each sample's size; `tokcore decode` and `tokcore eval` give it back
+    (the model was trained at 16x16 and reads 24x24 without interpolating anything)."""
+    images = np.random.default_rng(1).uniform(-1, 1, (6, 3, 24, 24)).astype(np.float32)
+    np.save(tmp_path / "big.npy", images)
+    data = [f"data.path={tmp_path / 'big.npy'}", "data.split=all"]
+    assert tokenize(run["run"], tmp_path / "store", "--num-tokens", "8", *data) == 0
+    store = TokenStore(tmp_path / "store")
+    assert all(store.meta(k)["sample_size"] == [24, 24] for k in store)
+    assert main(["decode", "--checkpoint", str(run["run"]), "--tokens", str(tmp_path / "store"),
+                 "--output", str(tmp_path / "decoded")]) == 0
+    tok = tokcore.load_tokenizer(run["run"])
+    for key in list(store)[:3]:
+        got = np.load(tmp_path / "decoded" / f"{key}.npy")
+        i = store.index(key)
+        want = tok.decode(tok.encode(torch.from_numpy(images[i:i + 1]), num_tokens=8), size=(24, 24))[0].numpy()
+        assert got.shape == (3, 24, 24) and np.allclose(got, want, atol=1e-5)

@@ -41,7 +41,7 @@ from tokcore.tokens.decode import stored_side
 from tokcore.tokens.job import data_config
 from tokcore.tokens.store import TokenStore, sha256_file
 from tokcore.tokens.tokenize import Options as TokenizeOptions
-from tokcore.tokens.tokenize import frame_count, tokenize
+from tokcore.tokens.tokenize import frame_count, sample_size, tokenize
 
 PLAN = "eval.json"
 METRICS = "metrics.json"
@@ -264,7 +264,8 @@ class Evaluator:
             t = (Tokens(indices=stacked.long()) if self.store.kind == "indices" else Tokens(latents=stacked.float()))
             t.side = stored_side(metas)
             # a clip decoder that pads (Cosmos) gives back the input's frames, as `tokcore decode` does
-            recon = _cpu(self.tok.decode(t, frames=frame_count(self.tok.modality.layout, target)))
+            layout = self.tok.modality.layout
+            recon = _cpu(self.tok.decode(t, frames=frame_count(layout, target), size=sample_size(layout, target)))
         side_bits = 32.0 * len(t.side) if t.side else 0.0  # float32 statistics stored beside the tokens
         bits = [token_bits(a, self.store.codebook_size) + side_bits for a in arrays]
         decoded = {TOKENIZER: recon}
@@ -272,7 +273,8 @@ class Evaluator:
         for name, other in self.others.items():
             with torch.inference_mode():
                 tokens = other.encode(target)
-                out = _cpu(other.decode(tokens, frames=frame_count(other.modality.layout, target)))
+                layout = other.modality.layout
+                out = _cpu(other.decode(tokens, frames=frame_count(layout, target), size=sample_size(layout, target)))
             per = self._sample_tokens(tokens, other)
             codebook = other.codebook_size if other.is_discrete else None
             self.account(state, name, out, target, [token_bits(a, codebook) for a in per], per)

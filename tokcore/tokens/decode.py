@@ -15,7 +15,7 @@ from tokcore.errors import ConfigError, TokcoreError
 from tokcore.runtime.io import atomic_write_text
 from tokcore.runtime.paths import output_folder
 from tokcore.tokens.store import TokenStore, key_path
-from tokcore.tokens.tokenize import FRAMES_KEY
+from tokcore.tokens.tokenize import FRAMES_KEY, SIZE_KEY
 
 
 def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path, *, batch_size: int = 64,
@@ -23,7 +23,7 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
     """Decode every sample of the store (or the first `limit`) and write it with the
     modality's `write_decoded` at `output/<key>` (plus suffix), undoing a per-sample
     normalization with the side information in the samples' metadata; a clip comes back with
-    the frame count recorded at tokenize time (`FRAMES_KEY`). `options` are keyword
+    the frame count and size recorded at tokenize time (`FRAMES_KEY`, `SIZE_KEY`). `options` are keyword
     arguments of the decoder's sampling (a diffusion decoder's `seed`, `steps`, ...), checked
     against its `forward`. Returns (samples, files)."""
     from tokcore.interfaces import Tokens
@@ -45,10 +45,11 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     keys = list(store)[:limit] if limit is not None else list(store)
     rows, files = [], 0
-    groups: dict[tuple[tuple[int, ...], int | None], list[str]] = {}
-    for k in keys:  # one decoder call per token shape and clip length
-        groups.setdefault((store.shape(k), store.meta(k).get(FRAMES_KEY)), []).append(k)
-    for (shape, frames), ks in groups.items():
+    groups: dict[tuple, list[str]] = {}
+    for k in keys:  # one decoder call per token shape, clip length and sample size
+        size = store.meta(k).get(SIZE_KEY)
+        groups.setdefault((store.shape(k), store.meta(k).get(FRAMES_KEY), tuple(size) if size else None), []).append(k)
+    for (shape, frames, size), ks in groups.items():
         for start in range(0, len(ks), batch_size):
             chunk = ks[start:start + batch_size]
             arr = np.stack([store[k] for k in chunk])
@@ -57,7 +58,7 @@ def decode_store(checkpoint: str | Path, tokens: str | Path, output: str | Path,
             else:
                 t = Tokens(latents=torch.from_numpy(arr.astype(np.float32)))
             t.side = stored_side([store.meta(k) for k in chunk])
-            raw = tok.decode(t, **options) if frames is None else tok.decode(t, frames=frames, **options)
+            raw = tok.decode(t, frames=frames, size=size, **options)
             for k, x in zip(chunk, raw.cpu() if isinstance(raw, torch.Tensor) else raw):
                 written = write(x, out / key_path(k), store.meta(k))
                 files += len(written)

@@ -17,6 +17,7 @@ shape, NaN) or makes the encoder fail is recorded with the reason and skipped.
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,7 @@ LONG_TIMEOUT_S = 7 * 24 * 3600.0  # ranks wait for the slowest one at the end
 # a clip's frame count, kept in each sample's metadata so `tokcore decode` gives back exactly
 # that many frames (a causal video decoder codes padded clips; `Tokenizer.decode(frames=)`)
 FRAMES_KEY = "num_frames"
+SIZE_KEY = "sample_size"  # (H, W) or (T, H, W) of an image or clip: `Tokenizer.decode(size=)`
 
 
 @dataclass
@@ -108,6 +110,17 @@ def frame_count(layout: str, x: Any) -> int | None:
     return int(x.shape[1 + layout.index("T")]) if "T" in layout and isinstance(x, Tensor) else None
 
 
+def sample_size(layout: str, x: Any) -> list[int] | None:
+    """The size of each sample of a stacked image or video group `x`: (H, W) or (T, H, W)
+    (for a modality of any axes, the axes after the channels), else None. A decoder that
+    takes `size` (a 1D tokenizer trained at many sizes) decodes to it."""
+    if not isinstance(x, Tensor):
+        return None
+    if layout == "":  # any axes: channels first, as the image and video models that take `size` read them
+        return [int(n) for n in x.shape[2:]] if x.dim() >= 3 else None
+    return [int(x.shape[1 + layout.index(a)]) for a in "THW" if a in layout] if "H" in layout else None
+
+
 def _check_range(arr: np.ndarray, codebook_size: int | None) -> None:
     if codebook_size is not None and arr.size and (arr.min() < 0 or arr.max() >= codebook_size):
         raise RuntimeError(f"the tokenizer returned indices outside [0, {codebook_size})")
@@ -166,6 +179,7 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None, threads: T
         stream = iter(loader)
         tok = load_tokenizer(job.checkpoint, device=ctx.device)
         codebook = tok.codebook_size if tok.is_discrete else None
+        decodes_to_size = "size" in inspect.signature(tok.decoder.forward).parameters  # record each sample's then
         dtype = token_dtype(codebook, job.latent_dtype)
         writer = ShardWriter(out / SHARDS, f"rank{ctx.rank}", dtype, max_samples=opts.shard_samples,
                              max_bytes=opts.shard_bytes)
@@ -179,7 +193,10 @@ def run_rank(job: Job, out: Path, opts: Options, dataset: Any = None, threads: T
                     x = g["input"]
                     x = x.to(ctx.device, non_blocking=cuda) if isinstance(x, Tensor) else x
                     frames = frame_count(tok.modality.layout, x)
-                    metas = g["meta"] if frames is None else [{**m, FRAMES_KEY: frames} for m in g["meta"]]
+                    size = sample_size(tok.modality.layout, x) if decodes_to_size else None
+                    shape = {**({FRAMES_KEY: frames} if frames is not None else {}),
+                             **({SIZE_KEY: size} if size is not None else {})}
+                    metas = [{**m, **shape} for m in g["meta"]]
                     items = list(zip(g["indices"], metas))
                     counts = [job.count(i) for i in g["indices"]] if job.num_tokens is not None else None
                     try:
