@@ -287,11 +287,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from tokcore.eval.job import EvalOptions, evaluate, parse_features
 
     _device_option(args.device)
+    # `--baselines jpeg data.size=48`: the list options take every word up to the next option,
+    # overrides included; a KEY=VALUE word is an override wherever it stands
+    overrides = list(args.overrides) + [w for w in (args.compare or []) + (args.baselines or []) if "=" in w]
+    compare = [w for w in args.compare if "=" not in w]
+    baselines = None if args.baselines is None else [w for w in args.baselines if "=" not in w]
     opts = EvalOptions(batch_size=args.batch_size, chunk_samples=args.chunk_samples, pictures=args.pictures,
                        seed=args.seed, device=args.device, threads=args.threads, progress=not args.quiet)
-    evaluate(args.checkpoint, args.output, args.split, args.overrides, compare=args.compare,
-             baselines=args.baselines, features=parse_features(args.features), nproc=args.nproc, options=opts,
-             num_tokens=args.num_tokens)
+    evaluate(args.checkpoint, args.output, args.split, overrides, compare=compare, baselines=baselines,
+             features=parse_features(args.features), nproc=args.nproc, options=opts, num_tokens=args.num_tokens)
     return 0
 
 

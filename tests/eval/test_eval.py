@@ -196,3 +196,11 @@ def test_bad_input_is_one_line_exit_2(runs, tmp_path, capsys):
     np.save(tmp_path / "empty.npy", walks(0))
     fails("--checkpoint", str(runs["fsq"]), "--output", str(tmp_path / "d"), f"data.path={tmp_path / 'empty.npy'}",
           match="no samples")
+
+
+def test_overrides_after_a_list_option_are_overrides(runs, tmp_path, capsys):
+    """`--baselines none data.val_fraction=0.25`: the override is not taken for a baseline name."""
+    assert main(["eval", "--checkpoint", str(runs["fsq"]), "--output", str(tmp_path / "ev"), "--quiet",
+                 "--baselines", "none", "data.val_fraction=0.25"]) == 0
+    result = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert result["baselines"] == [] and result["data"]["val_fraction"] == 0.25 and result["samples"] == 12
