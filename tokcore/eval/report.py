@@ -155,8 +155,12 @@ def format_markdown(result: dict[str, Any]) -> str:
 
 # -- pictures ----------------------------------------------------------------------------------------------
 def rd_plot(result: dict[str, Any]) -> bytes | None:
-    """Metric against bits per sample: a point per tokenizer, a curve per baseline."""
-    import matplotlib
+    """Metric against bits per sample: a point per tokenizer, a curve per baseline; None
+    without matplotlib (an optional dependency of core: `pip install matplotlib`)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -220,7 +224,7 @@ def format_html(result: dict[str, Any], plot: bytes | None, pictures: list[Path]
     table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(
         "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>" for r in rows) + "</table>"
     plot_html = (f'<img src="data:image/png;base64,{base64.b64encode(plot).decode()}" alt="rate-distortion">'
-                 if plot else "")
+                 if plot else "<p>(matplotlib is not installed: pip install matplotlib for the plot)</p>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>tokcore eval</title><style>
 body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:first-child,th:first-child{{text-align:left}}
